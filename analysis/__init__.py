@@ -1,0 +1,1 @@
+"""analysis: see DESIGN.md; filled in by its own issue."""

@@ -1,0 +1,1 @@
+"""collector: OTLP ingest (HTTP, gRPC, files) into the raw DuckDB tables."""

@@ -1,0 +1,155 @@
+"""The bounded ingest queue and the one writer thread that commits it to the store.
+
+Receivers call ``IngestQueue.submit`` with decoded Arrow tables and wait on the returned
+future; the writer thread drains whatever is queued, concatenates it per table, commits
+it in one transaction (group commit) and resolves every future in the batch. A future
+resolved with success means the rows are committed, so a receiver that acknowledges its
+client only after the future resolves loses nothing to a crash.
+
+When accepting a request would push the queue past its row or byte limit, ``submit``
+returns None and the receiver answers 429 / RESOURCE_EXHAUSTED so the client retries.
+A request alone is always admitted into an empty queue, so one large-but-legal request
+cannot starve.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from collector.store import Store
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """Bounds of the ingest queue: rows and Arrow bytes waiting to be committed."""
+
+    rows_max: int = 200_000
+    bytes_max: int = 256 * 1024 * 1024
+    batch_rows_max: int = 100_000
+    """Largest group commit in rows; bigger batches make a commit slower to land."""
+
+
+@dataclass
+class _Item:
+    tables: dict[str, pa.Table]
+    rows: int
+    nbytes: int
+    future: Future[int]
+
+
+class IngestQueue:
+    """A bounded queue of decoded requests with a single committing writer thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        limits: QueueLimits,
+        *,
+        on_commit: Callable[[float, int], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._on_commit = on_commit
+        self._items: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._rows = 0
+        self._bytes = 0
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="driftscope-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth_rows(self) -> int:
+        return self._rows
+
+    @property
+    def depth_bytes(self) -> int:
+        return self._bytes
+
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closing
+
+    def submit(self, tables: dict[str, pa.Table]) -> Future[int] | None:
+        """Queue rows for commit; None when the queue is full (the caller refuses)."""
+        rows = sum(t.num_rows for t in tables.values())
+        nbytes = sum(t.nbytes for t in tables.values())
+        future: Future[int] = Future()
+        if rows == 0:
+            future.set_result(0)
+            return future
+        with self._cond:
+            if self._closing:
+                return None
+            over = self._rows + rows > self._limits.rows_max or self._bytes + nbytes > self._limits.bytes_max
+            if over and self._items:
+                return None
+            self._items.append(_Item(tables, rows, nbytes, future))
+            self._rows += rows
+            self._bytes += nbytes
+            self._cond.notify()
+        return future
+
+    def _take(self) -> list[_Item] | None:
+        with self._cond:
+            while not self._items and not self._closing:
+                self._cond.wait()
+            if not self._items:
+                return None
+            batch = [self._items.popleft()]
+            rows = batch[0].rows
+            while self._items and rows + self._items[0].rows <= self._limits.batch_rows_max:
+                item = self._items.popleft()
+                rows += item.rows
+                batch.append(item)
+            return batch
+
+    def _release(self, batch: list[_Item]) -> None:
+        with self._cond:
+            self._rows -= sum(i.rows for i in batch)
+            self._bytes -= sum(i.nbytes for i in batch)
+
+    def _commit(self, batch: list[_Item]) -> None:
+        merged: dict[str, list[pa.Table]] = {}
+        for item in batch:
+            for name, table in item.tables.items():
+                merged.setdefault(name, []).append(table)
+        started = time.perf_counter()
+        rows = self._store.insert({n: pa.concat_tables(ts) for n, ts in merged.items()})
+        if self._on_commit:
+            self._on_commit(time.perf_counter() - started, rows)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                self._commit(batch)
+            except Exception:
+                # One bad request must not fail its neighbours: retry each alone.
+                for item in batch:
+                    try:
+                        self._commit([item])
+                    except Exception as exc:
+                        item.future.set_exception(exc)
+                    else:
+                        item.future.set_result(item.rows)
+            else:
+                for item in batch:
+                    item.future.set_result(item.rows)
+            finally:
+                self._release(batch)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop admitting, commit everything already queued, stop the writer thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout_s)

@@ -1,0 +1,1 @@
+"""controller: the thin deterministic shell: CLI, configuration, service wiring."""

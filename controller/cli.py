@@ -1,0 +1,146 @@
+"""The ``driftscope`` command line: thin verbs over library functions.
+
+Each command parses its arguments, loads the configuration and calls one function from
+``collector``, ``analysis``, ``detectors`` or ``reports``; errors a user can fix are
+printed as one clear message with exit status 2.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from collector.importer import import_files
+from collector.store import Store, StoreError, query_readonly
+from controller.config import ConfigError, Settings, load_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common(func: F) -> F:
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")(
+        func
+    )
+    func = click.option(
+        "--store",
+        "store_path",
+        type=click.Path(dir_okay=False),
+        help="DuckDB store file [default: ./driftscope.duckdb].",
+    )(func)
+    return func
+
+
+def _settings(config_path: str | None, store_path: str | None, **overrides: Any) -> Settings:
+    if store_path:
+        overrides["store"] = store_path
+    try:
+        return load_config(config_path, **overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+class _Group(click.Group):
+    """Turns the library's user-facing errors into clean CLI errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="driftscope")
+def main() -> None:
+    """driftscope: drift analysis over OpenTelemetry traces, metrics and logs."""
+
+
+@main.command()
+@_common
+@click.option("--otlp-http", help="OTLP/HTTP listen address [default: 127.0.0.1:4318].")
+@click.option("--otlp-grpc", help="OTLP/gRPC listen address [default: 127.0.0.1:4317].")
+@click.option("--http", "http_addr", help="API listen address [default: 127.0.0.1:8080].")
+def serve(
+    config_path: str | None, store_path: str | None, otlp_http: str | None, otlp_grpc: str | None, http_addr: str | None
+) -> None:
+    """Run the OTLP receivers and the API until interrupted."""
+    from controller.service import serve as run_service
+
+    server = {k: v for k, v in {"otlp_http": otlp_http, "otlp_grpc": otlp_grpc, "http": http_addr}.items() if v}
+    settings = _settings(config_path, store_path, **({"server": server} if server else {}))
+    try:
+        run_service(settings)
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _format_table(table: pa.Table, fmt: str) -> str:
+    if fmt == "csv":
+        buf = io.BytesIO()
+        pa_csv.write_csv(table, buf)
+        return buf.getvalue().decode()
+    if fmt == "json":
+        return orjson.dumps(table.to_pylist(), default=str, option=orjson.OPT_INDENT_2).decode() + "\n"
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    with pl.Config(tbl_rows=200, tbl_cols=50, fmt_str_lengths=80, tbl_hide_dataframe_shape=True):
+        return f"{frame}\n({table.num_rows} rows)\n"
+
+
+@main.command()
+@_common
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sql(config_path: str | None, store_path: str | None, query: str, fmt: str) -> None:
+    """Run one read-only SQL query on the store and print the result."""
+    settings = _settings(config_path, store_path)
+    table = query_readonly(settings.store, query)
+    click.echo(_format_table(table, fmt), nl=False)
+
+
+@main.command(name="import")
+@_common
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_cmd(config_path: str | None, store_path: str | None, files: tuple[Path, ...]) -> None:
+    """Load OTLP JSON-lines files (the Collector's file exporter output)."""
+    settings = _settings(config_path, store_path)
+    store = Store(settings.store)
+    total = sum(p.stat().st_size for p in files)
+    started = time.perf_counter()
+    try:
+        with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+            summary = import_files(store, files, progress=bar.update)
+    finally:
+        store.close()
+    elapsed = time.perf_counter() - started
+    for signal in ("traces", "metrics", "logs"):
+        click.echo(f"{signal:8s} loaded {summary.loaded[signal]:>10,d}  rejected {summary.rejected[signal]:>8,d}")
+    click.echo(f"bad lines {summary.bad_lines:,d}; {elapsed:.1f} s")
+    for err in summary.errors:
+        click.echo(f"  {err}", err=True)
+    if summary.bad_lines or any(summary.rejected.values()):
+        sys.exit(1)
+
+
+@main.command()
+@_common
+def retention(config_path: str | None, store_path: str | None) -> None:
+    """Delete raw rows older than the configured retention, now."""
+    settings = _settings(config_path, store_path)
+    store = Store(settings.store)
+    try:
+        deleted = store.enforce_retention(settings.retention.seconds_by_table(), time.time_ns())
+    finally:
+        store.close()
+    for table, n in deleted.items():
+        click.echo(f"{table:22s} deleted {n:,d}")

@@ -1,0 +1,144 @@
+"""driftscope configuration: one validated model, from a TOML file plus ``DRIFTSCOPE_*``.
+
+Every key is documented here once. Precedence, highest first: environment variables
+(``DRIFTSCOPE_SECTION__KEY``, e.g. ``DRIFTSCOPE_INGEST__QUEUE_ROWS_MAX=50000``), the TOML
+file given with ``--config``, the defaults below. Unknown keys in the file are errors (a
+typo must not silently fall back to a default); every error names the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names each bad key and the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    return value
+
+
+class ServerConfig(_Section):
+    """Listen addresses (HOST:PORT; port 0 picks a free port)."""
+
+    otlp_http: str = "127.0.0.1:4318"
+    """OTLP/HTTP receiver."""
+    otlp_grpc: str = "127.0.0.1:4317"
+    """OTLP/gRPC receiver."""
+    http: str = "127.0.0.1:8080"
+    """API, ``/metrics``, ``/healthz``, ``/readyz``."""
+
+    _addresses = field_validator("otlp_http", "otlp_grpc", "http")(_check_address)
+
+
+class IngestConfig(_Section):
+    """Ingest limits. Bytes are Arrow bytes for the queue, wire bytes for bodies."""
+
+    queue_rows_max: int = Field(200_000, gt=0)
+    """Rows decoded but not yet committed before receivers answer 429."""
+    queue_bytes_max: int = Field(256 * 1024 * 1024, gt=0)
+    """Arrow bytes decoded but not yet committed before receivers answer 429."""
+    batch_rows_max: int = Field(100_000, gt=0)
+    """Largest group commit, in rows."""
+    body_bytes_max: int = Field(16 * 1024 * 1024, gt=0)
+    """Largest request body as received (compressed), in bytes; larger gets 413."""
+    decompressed_bytes_max: int = Field(64 * 1024 * 1024, gt=0)
+    """Largest request body after decompression, in bytes; larger gets 413."""
+    retry_after_s: int = Field(1, ge=1, le=300)
+    """Seconds a refused client is asked to wait (Retry-After / RetryInfo)."""
+
+
+class RetentionConfig(_Section):
+    """Days of raw data kept per table; older rows are deleted by the retention job."""
+
+    spans_days: float = Field(7.0, gt=0)
+    logs_days: float = Field(7.0, gt=0)
+    metrics_days: float = Field(30.0, gt=0)
+    """Applies to all metric point tables."""
+
+    def seconds_by_table(self) -> dict[str, float]:
+        """Raw table name -> retention in seconds."""
+        day_s = 86_400.0
+        metric_tables = ("metric_points", "histogram_points", "exp_histogram_points", "summary_points")
+        return {
+            "spans": self.spans_days * day_s,
+            "logs": self.logs_days * day_s,
+            **{t: self.metrics_days * day_s for t in metric_tables},
+        }
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTSCOPE_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    store: str = "driftscope.duckdb"
+    """Path of the DuckDB store file."""
+    server: ServerConfig = ServerConfig()
+    ingest: IngestConfig = IngestConfig()
+    retention: RetentionConfig = RetentionConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (passed as init values), which beats defaults.
+        return (env_settings, init_settings)
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(root)"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {str(got)[:60]!r})"
+        lines.append(f"  {key}: {err['msg']}{shown}")
+    return f"invalid configuration ({source}):\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read, merge and validate the configuration; ConfigError names every bad key.
+
+    ``overrides`` are CLI flags (section dicts or top-level keys) applied last.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults and DRIFTSCOPE_* environment"
+    if path is not None:
+        source = f"{path} and DRIFTSCOPE_* environment"
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        settings = Settings(**data)
+        if overrides:
+            merged = settings.model_dump()
+            for key, value in overrides.items():
+                if isinstance(value, dict):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+            settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None
+    return settings

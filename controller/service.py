@@ -1,0 +1,146 @@
+"""``driftscope serve``: wires store, queue, receivers and API into one process.
+
+Start order: store (migrations) -> writer queue -> gRPC receiver -> HTTP receiver and
+API. Shutdown on SIGTERM/SIGINT runs in reverse: stop accepting, let in-flight requests
+finish, commit everything queued, close the store. Bound ports are printed as one JSON
+line on stdout once every listener is up, so scripts and tests can wait on that line
+instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from collector.grpc_server import start_grpc_server
+from collector.http_server import HttpLimits, otlp_http_app
+from collector.ingest import Ingestor
+from collector.metrics import IngestMetrics
+from collector.store import Store
+from collector.writer import IngestQueue, QueueLimits
+from controller.api import api_app
+from controller.config import Settings
+
+log = logging.getLogger("driftscope.serve")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to us (we run several)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(address: str) -> socket.socket:
+    host, _, port = address.rpartition(":")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), int(port)))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {address}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass
+class Service:
+    """The running pieces of one ``driftscope serve`` process."""
+
+    settings: Settings
+    registry: CollectorRegistry
+    store: Store
+    queue: IngestQueue
+    ingestor: Ingestor
+
+    @classmethod
+    def open(cls, settings: Settings) -> Service:
+        registry = CollectorRegistry()
+        metrics = IngestMetrics(registry)
+        store = Store(settings.store)
+        ing = settings.ingest
+        queue = IngestQueue(
+            store,
+            QueueLimits(ing.queue_rows_max, ing.queue_bytes_max, ing.batch_rows_max),
+            on_commit=metrics.observe_commit,
+        )
+        return cls(settings, registry, store, queue, Ingestor(queue, metrics))
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.queue.alive():
+            return False, "writer is not running"
+        if self.queue.depth_rows >= self.settings.ingest.queue_rows_max:
+            return False, "ingest queue is full"
+        return True, "ok"
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+        ing = self.settings.ingest
+        srv = self.settings.server
+        grpc_server, grpc_port = start_grpc_server(
+            self.ingestor, srv.otlp_grpc, message_bytes_max=ing.decompressed_bytes_max, retry_after_s=ing.retry_after_s
+        )
+        otlp_sock = _bind(srv.otlp_http)
+        api_sock = _bind(srv.http)
+        otlp = _Server(
+            uvicorn.Config(
+                otlp_http_app(
+                    self.ingestor, HttpLimits(ing.body_bytes_max, ing.decompressed_bytes_max, ing.retry_after_s)
+                ),
+                log_level="warning",
+                access_log=False,
+                limit_concurrency=256,
+                timeout_graceful_shutdown=30,
+            )
+        )
+        api = _Server(uvicorn.Config(api_app(self.registry, self.ready), log_level="warning", access_log=False))
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            otlp.should_exit = True
+            api.should_exit = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+        tasks = [asyncio.create_task(otlp.serve([otlp_sock])), asyncio.create_task(api.serve([api_sock]))]
+        while not (otlp.started and api.started):
+            if any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.01)
+        if otlp.started and api.started:
+            ports = {
+                "otlp_http": otlp_sock.getsockname()[1],
+                "otlp_grpc": grpc_port,
+                "http": api_sock.getsockname()[1],
+                "store": str(self.store.path),
+            }
+            print(json.dumps({"event": "listening", **ports}), flush=True)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            grpc_server.stop(grace=10).wait()
+            self.close()
+
+    def close(self) -> None:
+        self.queue.close()
+        self.store.close()
+
+
+def serve(settings: Settings) -> None:
+    """Run the service in the foreground (the ``driftscope serve`` command)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    service = Service.open(settings)
+    asyncio.run(service.run())

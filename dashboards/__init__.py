@@ -1,0 +1,1 @@
+"""dashboards: see DESIGN.md; filled in by its own issue."""

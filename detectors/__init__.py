@@ -1,0 +1,1 @@
+"""detectors: see DESIGN.md; filled in by its own issue."""

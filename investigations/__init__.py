@@ -1,0 +1,1 @@
+"""investigations: see DESIGN.md; filled in by its own issue."""

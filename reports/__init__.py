@@ -1,0 +1,1 @@
+"""reports: see DESIGN.md; filled in by its own issue."""

@@ -1,0 +1,1 @@
+"""simulator: see DESIGN.md; filled in by its own issue."""
