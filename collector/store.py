@@ -176,7 +176,7 @@ def query_readonly(path: str | Path, sql: str, params: list[Any] | None = None) 
                 f"refused: {kind} statement; `driftscope sql` is read-only (SELECT, EXPLAIN, DESCRIBE, SHOW)"
             )
         try:
-            return con.execute(sql, params or []).to_arrow_table()
+            return con.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"query failed: {exc}") from None
     finally:

@@ -75,7 +75,7 @@ def attrs_json(kvs: Any) -> dict[str, Any]:
     """A dict from an OTLP/JSON ``attributes`` array."""
     if not kvs:
         return {}
-    return {kv["key"]: any_value_json(kv.get("value")) for kv in kvs}
+    return {kv.get("key", ""): any_value_json(kv.get("value")) for kv in kvs}
 
 
 def body_type_of(value: Any) -> str | None:

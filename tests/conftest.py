@@ -43,11 +43,11 @@ class ServerProc:
         self.proc.kill()
         self.proc.wait(timeout=30)
 
-    def query(self, sql: str) -> list[tuple[object, ...]]:
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
         """Read the store after the server stopped (DuckDB allows one writer process)."""
         con = duckdb.connect(str(self.store), read_only=True)
         try:
-            return con.execute(sql).fetchall()
+            return con.execute(sql, params or []).fetchall()
         finally:
             con.close()
 

@@ -32,7 +32,7 @@ RESOURCE = Resource.create({"service.name": "checkout", "service.version": "2.4.
 ALL_TYPES: dict[str, Any] = {
     "http.route": "/cart/{id}",
     "http.response.status_code": 503,
-    "str": "héllo \"quoted\" ' ; DROP TABLE spans; --",
+    "str": 'héllo "quoted" \' ; DROP TABLE spans; --',
     "int": -(2**62),
     "float": 0.125,
     "bool": True,
@@ -88,8 +88,17 @@ def test_spans_land_exactly(server: ServerProc, transport: str) -> None:
     assert len(rows) == 2
     root, child = rows
     assert root[:11] == (
-        ids["trace_id"], ids["root"], None, "checkout", "2.4.1", "POST /checkout", "SERVER", "UNSET", None,
-        "/cart/{id}", 503,
+        ids["trace_id"],
+        ids["root"],
+        None,
+        "checkout",
+        "2.4.1",
+        "POST /checkout",
+        "SERVER",
+        "UNSET",
+        None,
+        "/cart/{id}",
+        503,
     )
     assert root[11] is True
     assert json.loads(root[12]) == ALL_TYPES
@@ -98,7 +107,15 @@ def test_spans_land_exactly(server: ServerProc, transport: str) -> None:
     assert root[14] is None
     assert root[15:] == ("test", "shop.tracer", "0.9")
     assert child[:9] == (
-        ids["trace_id"], ids["child"], ids["root"], "checkout", "2.4.1", "charge", "CLIENT", "ERROR", "card declined",
+        ids["trace_id"],
+        ids["child"],
+        ids["root"],
+        "checkout",
+        "2.4.1",
+        "charge",
+        "CLIENT",
+        "ERROR",
+        "card declined",
     )
     links = json.loads(child[14])
     assert [(lk["trace_id"], lk["span_id"], lk["attributes"]) for lk in links] == [
@@ -157,8 +174,23 @@ def test_metrics_land_exactly(server: ServerProc, transport: str) -> None:
         "SELECT temporality, count, sum, min, max, bounds, bucket_counts, metric_unit, start_time IS NOT NULL "
         "FROM histogram_points WHERE metric_name = 'http.duration' ORDER BY temporality"
     )
-    default_bounds = [0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0,
-                      7500.0, 10000.0]
+    default_bounds = [
+        0.0,
+        5.0,
+        10.0,
+        25.0,
+        50.0,
+        75.0,
+        100.0,
+        250.0,
+        500.0,
+        750.0,
+        1000.0,
+        2500.0,
+        5000.0,
+        7500.0,
+        10000.0,
+    ]
     expected_counts = [0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]
     assert hist == [
         ("cumulative", 4, 3333.0, 3.0, 3000.0, default_bounds, expected_counts, "ms", True),
@@ -203,7 +235,17 @@ def test_logs_land_exactly(server: ServerProc, transport: str) -> None:
         "service_name, scope_name FROM logs ORDER BY time"
     )
     assert rows == [
-        (1_700_000_000_123_456_789, 17, "ERROR", "payment failed for order 42", "string", f"{ctx.trace_id:032x}",
-         f"{ctx.span_id:016x}", '{"order.id":42}', "checkout", "shop.logs"),
+        (
+            1_700_000_000_123_456_789,
+            17,
+            "ERROR",
+            "payment failed for order 42",
+            "string",
+            f"{ctx.trace_id:032x}",
+            f"{ctx.span_id:016x}",
+            '{"order.id":42}',
+            "checkout",
+            "shop.logs",
+        ),
         (1_700_000_001_000_000_000, 9, None, '{"k":[1,"x"]}', "kvlist", None, None, "{}", "checkout", "shop.logs"),
     ]

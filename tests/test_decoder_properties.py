@@ -1,0 +1,96 @@
+"""Property tests: the protobuf and OTLP/JSON decoders agree on arbitrary spans, and every
+span is either stored (with sane derived columns) or rejected with a reason."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from collector.decode_json import decode_json
+from collector.decode_proto import decode_proto
+
+_text = st.text(max_size=30)
+_scalar = st.one_of(
+    _text.map(lambda s: AnyValue(string_value=s)),
+    st.integers(-(2**63), 2**63 - 1).map(lambda i: AnyValue(int_value=i)),
+    st.floats(allow_nan=False, allow_infinity=False).map(lambda f: AnyValue(double_value=f)),
+    st.booleans().map(lambda b: AnyValue(bool_value=b)),
+    st.binary(max_size=8).map(lambda b: AnyValue(bytes_value=b)),
+)
+
+
+def _array(values: list[AnyValue]) -> AnyValue:
+    v = AnyValue()
+    v.array_value.values.extend(values)
+    return v
+
+
+_value = st.one_of(_scalar, st.lists(_scalar, max_size=3).map(_array))
+_attrs = st.dictionaries(_text, _value, max_size=4).map(lambda d: [KeyValue(key=k, value=v) for k, v in d.items()])
+_time = st.integers(0, 2**64 - 1)
+
+
+@st.composite
+def _spans(draw: st.DrawFn) -> Span:
+    start = draw(st.one_of(_time, st.integers(1, 2**62)))
+    end = draw(st.one_of(_time, st.integers(start, min(start + 10**12, 2**64 - 1))))
+    span = Span(
+        trace_id=draw(st.one_of(st.binary(min_size=16, max_size=16), st.binary(max_size=20))),
+        span_id=draw(st.one_of(st.binary(min_size=8, max_size=8), st.binary(max_size=10))),
+        parent_span_id=draw(st.one_of(st.just(b""), st.binary(min_size=8, max_size=8), st.binary(max_size=9))),
+        name=draw(_text),
+        kind=draw(st.integers(0, 5)),
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+    )
+    span.attributes.extend(draw(_attrs))
+    span.status.code = draw(st.integers(0, 2))
+    return span
+
+
+def _to_otlp_json(req: ExportTraceServiceRequest) -> bytes:
+    doc: dict[str, Any] = json_format.MessageToDict(req)
+
+    def hexify(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: base64.b64decode(v).hex() if k in ("traceId", "spanId", "parentSpanId") else hexify(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [hexify(v) for v in node]
+        return node
+
+    return orjson.dumps(hexify(doc))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_spans(), min_size=1, max_size=8), _attrs)
+def test_protobuf_and_json_decoders_agree(spans: list[Span], resource_attrs: list[KeyValue]) -> None:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.extend(resource_attrs)
+    rs.scope_spans.add().spans.extend(spans)
+    from_proto = decode_proto("traces", req.SerializeToString())
+    from_json = decode_json("traces", _to_otlp_json(req))
+    assert from_proto.accepted + from_proto.rejected == len(spans)
+    assert (from_json.accepted, from_json.rejected) == (from_proto.accepted, from_proto.rejected)
+    assert len(from_proto.errors) == min(from_proto.rejected, 5)
+    if from_proto.accepted:
+        a, b = from_proto.tables["spans"], from_json.tables["spans"]
+        assert a.equals(b)
+        rows = a.drop_columns(["start_time", "end_time"]).to_pylist()
+        for row in rows:
+            assert row["duration_ns"] >= 0
+            assert len(row["trace_id"]) == 32 and len(row["span_id"]) == 16
+            assert row["span_kind"] in ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+    else:
+        assert "spans" not in from_json.tables

@@ -1,0 +1,45 @@
+"""The layers of DESIGN.md, enforced: each package imports only the stages before it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("collector", "analysis", "detectors", "controller", "investigations", "reports", "simulator", "dashboards")
+
+FORBIDDEN: dict[str, set[str]] = {
+    "collector": set(PACKAGES) - {"collector"},
+    "analysis": {"detectors", "controller", "investigations", "reports", "dashboards", "simulator"},
+    "detectors": {"collector", "controller", "investigations", "reports", "dashboards", "simulator"},
+    "investigations": {"controller", "reports", "dashboards"},
+    "reports": {"detectors", "controller", "dashboards"},
+    "simulator": {"analysis", "detectors", "controller", "investigations", "reports", "dashboards"},
+    "dashboards": {"collector", "analysis", "detectors", "investigations", "reports", "simulator"},
+    "controller": set(),
+}
+
+
+def _imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found & set(PACKAGES)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_package_imports_respect_the_layers(package: str) -> None:
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"package {package} has no modules"
+    violations = [
+        f"{path.relative_to(ROOT)} imports {bad}"
+        for path in files
+        for bad in sorted(_imported_packages(path) & FORBIDDEN[package])
+    ]
+    assert violations == []
