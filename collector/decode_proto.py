@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.columns import ColumnBuffer, Decoded
+from collector.salvage import WireError, salvage
 from collector.values import (
     SPAN_KINDS,
     STATUS_CODES,
@@ -349,12 +350,30 @@ _REQUESTS: dict[str, tuple[type[Any], Callable[[Any], Decoded]]] = {
 }
 
 
+_RECORD_NAMES = {"traces": "span", "metrics": "metric", "logs": "log record"}
+
+
 def decode_proto(signal: str, body: bytes) -> Decoded:
-    """Decode the protobuf body of an OTLP export request for ``signal``."""
+    """Decode the protobuf body of an OTLP export request for ``signal``.
+
+    When the whole message fails to parse (typically invalid UTF-8 in one string), the
+    records that do parse are kept and the others are rejected one by one.
+    """
     message_type, convert = _REQUESTS[signal]
     req = message_type()
     try:
         req.ParseFromString(body)
     except DecodeError as exc:
-        raise MalformedRequest(f"body is not a valid {message_type.__name__} protobuf message: {exc}") from None
+        try:
+            rebuilt = salvage(body, message_type)
+        except WireError:
+            rebuilt = None
+        if rebuilt is None or not rebuilt.unparseable:
+            raise MalformedRequest(f"body is not a valid {message_type.__name__} protobuf message: {exc}") from None
+        req = message_type()
+        req.ParseFromString(rebuilt.body)
+        out = convert(req)
+        for _ in range(rebuilt.unparseable):
+            out.reject(f"{_RECORD_NAMES[signal]} does not parse (invalid UTF-8 in a string field or malformed bytes)")
+        return out
     return convert(req)

@@ -97,12 +97,19 @@ def test_malformed_body_is_400_naming_the_problem(
     _assert_still_serving(small_server)
 
 
-def test_invalid_utf8_in_protobuf_string_is_400(small_server: ServerProc) -> None:
-    good = json_to_proto_bytes("traces", _doc(_span("00f067aa0ba902b7", name="MARKER")))
-    bad = good.replace(b"MARKER", b"MARK\xff\xfe")
-    resp = _post(small_server, bad)
-    assert resp.status_code == 400
-    assert "protobuf" in _status_message(resp)
+def test_invalid_utf8_in_protobuf_rejects_only_that_record(small_server: ServerProc) -> None:
+    names = ["MARKER", "fine-1", "fine-2"]
+    good = json_to_proto_bytes("traces", _doc(*(_span(f"00f067aa0ba9{i:04x}", name=n) for i, n in enumerate(names))))
+    resp = _post(small_server, good.replace(b"MARKER", b"MARK\xff\xfe"))
+    assert resp.status_code == 200
+    answer = ExportTraceServiceResponse()
+    answer.ParseFromString(resp.content)
+    assert answer.partial_success.rejected_spans == 1
+    assert "invalid UTF-8" in answer.partial_success.error_message
+    bad_resource = good.replace(b"hostile", b"hos\xffile")  # same length keeps the wire framing
+    resp = _post(small_server, bad_resource)
+    answer.ParseFromString(resp.content)
+    assert (resp.status_code, answer.partial_success.rejected_spans) == (200, 3)
 
 
 def test_wrong_content_type_and_encoding_are_415(small_server: ServerProc) -> None:
@@ -191,7 +198,13 @@ def test_bad_records_are_rejected_alone_with_partial_success(small_server: Serve
     rows = small_server.query(
         "SELECT span_name, attributes FROM spans WHERE service_name = 'hostile' ORDER BY span_name"
     )
-    assert [r[0] for r in rows] == ["'; DROP TABLE spans; -- \x00 \u202e\U0001f4a5 " + "é" * 5000, "good-1", "good-2"]
+    assert [r[0] for r in rows] == [
+        "'; DROP TABLE spans; -- \x00 \u202e\U0001f4a5 " + "é" * 5000,
+        "fine-1",
+        "fine-2",
+        "good-1",
+        "good-2",
+    ]
     assert orjson.loads(rows[0][1]) == {hostile_name: hostile_name}
 
 

@@ -94,3 +94,27 @@ def test_protobuf_and_json_decoders_agree(spans: list[Span], resource_attrs: lis
             assert row["span_kind"] in ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
     else:
         assert "spans" not in from_json.tables
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=12), st.integers(1, 3))
+def test_invalid_utf8_costs_only_the_records_that_carry_it(poisoned: list[bool], scopes: int) -> None:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "svc"
+    scope_spans = [rs.scope_spans.add() for _ in range(scopes)]
+    for i, bad in enumerate(poisoned):
+        span = scope_spans[i % scopes].spans.add(
+            trace_id=b"\x01" * 16,
+            span_id=(i + 1).to_bytes(8, "big"),
+            name="POISON" if bad else f"ok-{i}",
+            start_time_unix_nano=1,
+            end_time_unix_nano=2,
+        )
+        span.attributes.add(key="k").value.string_value = "v"
+    body = req.SerializeToString().replace(b"POISON", b"POI\xffON")
+    decoded = decode_proto("traces", body)
+    assert (decoded.accepted, decoded.rejected) == (poisoned.count(False), poisoned.count(True))
+    if decoded.accepted:
+        names = sorted(decoded.tables["spans"].column("span_name").to_pylist())
+        assert names == sorted(f"ok-{i}" for i, bad in enumerate(poisoned) if not bad)
