@@ -63,6 +63,7 @@ def start_grpc_server(
     *,
     message_bytes_max: int,
     retry_after_s: int = 1,
+    concurrency_max: int = 64,
     workers: int = 8,
 ) -> tuple[grpc.Server, int]:
     """Start an OTLP/gRPC server on ``address`` ("host:port"); return it and its bound port."""

@@ -59,6 +59,10 @@ class IngestConfig(_Section):
     """Largest request body after decompression, in bytes; larger gets 413."""
     retry_after_s: int = Field(1, ge=1, le=300)
     """Seconds a refused client is asked to wait (Retry-After / RetryInfo)."""
+    concurrency_max: int = Field(64, gt=0)
+    """Export requests handled at once per transport; more get 503 / RESOURCE_EXHAUSTED.
+    With the queue limit this bounds memory: about queue_bytes_max + concurrency_max x
+    (body_bytes_max + decompressed_bytes_max) at worst."""
 
 
 class RetentionConfig(_Section):

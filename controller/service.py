@@ -87,26 +87,51 @@ class Service:
         return True, "ok"
 
     async def run(self) -> None:
-        """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+        """Serve until SIGTERM/SIGINT, then shut down gracefully; always closes the store."""
         ing = self.settings.ingest
         srv = self.settings.server
-        grpc_server, grpc_port = start_grpc_server(
-            self.ingestor, srv.otlp_grpc, message_bytes_max=ing.decompressed_bytes_max, retry_after_s=ing.retry_after_s
-        )
-        otlp_sock = _bind(srv.otlp_http)
-        api_sock = _bind(srv.http)
-        otlp = _Server(
-            uvicorn.Config(
-                otlp_http_app(
-                    self.ingestor, HttpLimits(ing.body_bytes_max, ing.decompressed_bytes_max, ing.retry_after_s)
-                ),
-                log_level="warning",
-                access_log=False,
-                limit_concurrency=256,
-                timeout_graceful_shutdown=30,
+        grpc_server = None
+        try:
+            grpc_server, grpc_port = start_grpc_server(
+                self.ingestor,
+                srv.otlp_grpc,
+                message_bytes_max=ing.decompressed_bytes_max,
+                retry_after_s=ing.retry_after_s,
+                concurrency_max=ing.concurrency_max,
             )
-        )
-        api = _Server(uvicorn.Config(api_app(self.registry, self.ready), log_level="warning", access_log=False))
+            otlp_sock = _bind(srv.otlp_http)
+            api_sock = _bind(srv.http)
+            limits = HttpLimits(ing.body_bytes_max, ing.decompressed_bytes_max, ing.retry_after_s)
+            otlp = _Server(
+                uvicorn.Config(
+                    otlp_http_app(self.ingestor, limits),
+                    log_level="warning",
+                    access_log=False,
+                    limit_concurrency=ing.concurrency_max,
+                    timeout_graceful_shutdown=30,
+                )
+            )
+            api = _Server(uvicorn.Config(api_app(self.registry, self.ready), log_level="warning", access_log=False))
+            await self._serve_until_signal(
+                otlp,
+                api,
+                otlp_sock,
+                api_sock,
+                {"otlp_grpc": grpc_port},
+            )
+        finally:
+            if grpc_server is not None:
+                grpc_server.stop(grace=10).wait()
+            self.close()
+
+    async def _serve_until_signal(
+        self,
+        otlp: uvicorn.Server,
+        api: uvicorn.Server,
+        otlp_sock: socket.socket,
+        api_sock: socket.socket,
+        ports: dict[str, int],
+    ) -> None:
         loop = asyncio.get_running_loop()
 
         def stop() -> None:
@@ -116,23 +141,18 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop)
         tasks = [asyncio.create_task(otlp.serve([otlp_sock])), asyncio.create_task(api.serve([api_sock]))]
-        while not (otlp.started and api.started):
-            if any(t.done() for t in tasks):
-                break
-            await asyncio.sleep(0.01)
+        while not (otlp.started and api.started) and not any(t.done() for t in tasks):
+            await asyncio.sleep(0.01)  # uvicorn offers no startup event; poll its flag
         if otlp.started and api.started:
-            ports = {
+            listening = {
+                "event": "listening",
                 "otlp_http": otlp_sock.getsockname()[1],
-                "otlp_grpc": grpc_port,
+                **ports,
                 "http": api_sock.getsockname()[1],
                 "store": str(self.store.path),
             }
-            print(json.dumps({"event": "listening", **ports}), flush=True)
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            grpc_server.stop(grace=10).wait()
-            self.close()
+            print(json.dumps(listening), flush=True)
+        await asyncio.gather(*tasks)
 
     def close(self) -> None:
         self.queue.close()
