@@ -17,6 +17,7 @@ import orjson
 from collector.columns import ColumnBuffer, Decoded
 from collector.decode_proto import MalformedRequest
 from collector.values import (
+    SEVERITIES,
     SPAN_KINDS,
     STATUS_CODES,
     TEMPORALITIES,
@@ -24,6 +25,7 @@ from collector.values import (
     attrs_json,
     body_text,
     body_type_of,
+    check_enum,
     check_id,
     check_time,
     dumps,
@@ -39,16 +41,20 @@ _RECORD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError
 
 
 def _enum(value: Any, names: tuple[str | None, ...], prefix: str, what: str) -> int:
-    """An OTLP enum from JSON: its number, or its full proto name (``SPAN_KIND_SERVER``)."""
+    """An OTLP enum from JSON: its number or full proto name (``SPAN_KIND_SERVER``), in range."""
     if value is None:
         return 0
-    if isinstance(value, str) and not value.isdigit():
+    if isinstance(value, str) and not value.lstrip("-").isdigit():
         short = value.removeprefix(prefix).lower()
         for i, name in enumerate(names):
             if name is not None and name.lower() == short:
                 return i
         raise ValueError(f"{what} {value[:40]!r} is not a known value")
-    return int_of(value, what)
+    number = int_of(value, what)
+    err = check_enum(number, names, what)
+    if err:
+        raise ValueError(err)
+    return number
 
 
 def _list(obj: dict[str, Any], key: str) -> list[Any]:
@@ -128,11 +134,11 @@ def _span_row(span: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
         "trace_state": span.get("traceState") or None,
         "flags": int_of(span.get("flags"), "flags"),
         "span_name": name,
-        "span_kind": SPAN_KINDS[kind] if kind < len(SPAN_KINDS) else str(kind),
+        "span_kind": SPAN_KINDS[kind],
         "start_time": start,
         "end_time": end,
         "duration_ns": end - start,
-        "status_code": STATUS_CODES[code] if code < len(STATUS_CODES) else str(code),
+        "status_code": STATUS_CODES[code],
         "status_message": status.get("message") or None,
         "http_route": route,
         "http_status_code": status_code,
@@ -178,7 +184,7 @@ def _log_row(rec: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
     return {
         "time": time_or_none(_time(rec, "timeUnixNano")),
         "observed_time": time_or_none(_time(rec, "observedTimeUnixNano")),
-        "severity_number": _enum(rec.get("severityNumber"), (), "SEVERITY_NUMBER_", "severityNumber"),
+        "severity_number": _enum(rec.get("severityNumber"), SEVERITIES, "SEVERITY_NUMBER_", "severityNumber"),
         "severity_text": str(sev_text) if sev_text else None,
         "body": body_text(body),
         "body_type": body_type_of(body),
@@ -226,11 +232,9 @@ def _head(metric: dict[str, Any], p: dict[str, Any], common: dict[str, Any]) -> 
     }
 
 
-def _temporality(data: dict[str, Any]) -> str | None:
-    return TEMPORALITIES[
-        _enum(data.get("aggregationTemporality"), TEMPORALITIES, "AGGREGATION_TEMPORALITY_", "aggregationTemporality")
-        % 3
-    ]
+def _temporality(data: dict[str, Any]) -> str:
+    names = TEMPORALITIES
+    return names[_enum(data.get("aggregationTemporality"), names, "AGGREGATION_TEMPORALITY_", "aggregationTemporality")]
 
 
 def _number_row(
@@ -283,7 +287,7 @@ def _histogram_row(
         "max": float_or_none(p.get("max"), "max"),
         "bounds": bounds,
         "bucket_counts": counts,
-        "temporality": _temporality(data) or "unspecified",
+        "temporality": _temporality(data),
         "exemplars": _exemplars(p),
     }
 
@@ -317,7 +321,7 @@ def _exp_histogram_row(
         "positive_counts": pos_counts,
         "negative_offset": int_of(neg.get("offset"), "negative.offset"),
         "negative_counts": neg_counts,
-        "temporality": _temporality(data) or "unspecified",
+        "temporality": _temporality(data),
         "exemplars": _exemplars(p),
     }
 

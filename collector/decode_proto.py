@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector.columns import ColumnBuffer, Decoded
 from collector.salvage import WireError, salvage
 from collector.values import (
+    SEVERITIES,
     SPAN_KINDS,
     STATUS_CODES,
     TEMPORALITIES,
@@ -27,6 +28,7 @@ from collector.values import (
     attrs_proto,
     body_text,
     body_type_of,
+    check_enum,
     check_id,
     check_time,
     dumps,
@@ -102,6 +104,8 @@ def _span_error(span: Any) -> str | None:
             else None
         )
         or (None if span.start_time_unix_nano else "start_time_unix_nano is 0 (unset)")
+        or check_enum(span.kind, SPAN_KINDS, "kind")
+        or check_enum(span.status.code, STATUS_CODES, "status.code")
     )
 
 
@@ -126,13 +130,11 @@ def traces_from_proto(req: ExportTraceServiceRequest) -> Decoded:
                     trace_state=span.trace_state or None,
                     flags=span.flags,
                     span_name=span.name,
-                    span_kind=SPAN_KINDS[span.kind] if span.kind < len(SPAN_KINDS) else str(span.kind),
+                    span_kind=SPAN_KINDS[span.kind],
                     start_time=span.start_time_unix_nano,
                     end_time=span.end_time_unix_nano,
                     duration_ns=span.end_time_unix_nano - span.start_time_unix_nano,
-                    status_code=STATUS_CODES[span.status.code]
-                    if span.status.code < len(STATUS_CODES)
-                    else str(span.status.code),
+                    status_code=STATUS_CODES[span.status.code],
                     status_message=span.status.message or None,
                     http_route=route,
                     http_status_code=status,
@@ -160,6 +162,7 @@ def logs_from_proto(req: ExportLogsServiceRequest) -> Decoded:
                     or check_id(rec.span_id, 8, "span_id", required=False)
                     or check_time(rec.time_unix_nano, "time_unix_nano")
                     or check_time(rec.observed_time_unix_nano, "observed_time_unix_nano")
+                    or check_enum(rec.severity_number, SEVERITIES, "severity_number")
                 )
                 if err:
                     out.reject(f"log record: {err}")
@@ -228,9 +231,7 @@ def _number_row(metric: Any, p: Any, common: dict[str, Any], kind: str, data: An
         "value": float(p.as_int) if is_int else p.as_double,
         "value_int": p.as_int if is_int else None,
         "kind": kind,
-        "temporality": TEMPORALITIES[data.aggregation_temporality]
-        if kind == "sum" and data.aggregation_temporality < 3
-        else None,
+        "temporality": TEMPORALITIES[data.aggregation_temporality] if kind == "sum" else None,
         "is_monotonic": data.is_monotonic if kind == "sum" else None,
         "exemplars": _exemplars(p),
     }
@@ -257,7 +258,7 @@ def _histogram_row(metric: Any, p: Any, common: dict[str, Any], data: Any) -> di
         "max": p.max if p.HasField("max") else None,
         "bounds": list(p.explicit_bounds),
         "bucket_counts": list(p.bucket_counts),
-        "temporality": TEMPORALITIES[data.aggregation_temporality] or "unspecified",
+        "temporality": TEMPORALITIES[data.aggregation_temporality],
         "exemplars": _exemplars(p),
     }
 
@@ -285,7 +286,7 @@ def _exp_histogram_row(metric: Any, p: Any, common: dict[str, Any], data: Any) -
         "positive_counts": list(p.positive.bucket_counts),
         "negative_offset": p.negative.offset,
         "negative_counts": list(p.negative.bucket_counts),
-        "temporality": TEMPORALITIES[data.aggregation_temporality] or "unspecified",
+        "temporality": TEMPORALITIES[data.aggregation_temporality],
         "exemplars": _exemplars(p),
     }
 
@@ -334,6 +335,12 @@ def metrics_from_proto(req: ExportMetricsServiceRequest) -> Decoded:
                     continue
                 table, make_row, extra_check = _KINDS[kind]
                 data = getattr(metric, kind)
+                if kind not in {"gauge", "summary"}:
+                    err = check_enum(data.aggregation_temporality, TEMPORALITIES, "aggregation_temporality")
+                    if err:
+                        for _ in data.data_points:
+                            out.reject(f"metric {metric.name[:80]!r} point: {err}")
+                        continue
                 for p in data.data_points:
                     err = _point_error(p) or (extra_check(p) if extra_check else None)
                     if err:

@@ -6,6 +6,7 @@ codes; everything that decides whether a request is accepted lives here, once.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from collector.decode_json import decode_json
 from collector.decode_proto import MalformedRequest, decode_proto
 from collector.metrics import IngestMetrics
 from collector.writer import IngestQueue
+
+log = logging.getLogger(__name__)
 
 Status = Literal["ok", "malformed", "queue_full", "too_large", "unsupported", "error"]
 Format = Literal["protobuf", "json"]
@@ -94,6 +97,9 @@ class Ingestor:
             decoded = decode_proto(signal, body) if fmt == "protobuf" else decode_json(signal, body)
         except MalformedRequest as exc:
             return self.refuse(signal, "malformed", str(exc))
+        except Exception as exc:  # a decoder bug must cost one request, not the server
+            log.exception("decoding a %s %s request failed", fmt, signal)
+            return self.refuse(signal, "malformed", f"request could not be decoded: {type(exc).__name__}: {exc}")
         self.metrics.received.labels(signal).inc(decoded.accepted + decoded.rejected)
         if decoded.rejected:
             self.metrics.rejected.labels(signal).inc(decoded.rejected)

@@ -83,9 +83,15 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
 class Store:
     """The writer side of one DuckDB file. Thread-safe: writes are serialised by a lock."""
 
+    CHECKPOINT_WAL = "256MB"
+    """WAL size that triggers DuckDB's automatic checkpoint. The default (16 MB) stalls the
+    single writer every ~50k spans for up to ~300 ms; a larger WAL stalls 16x less often at
+    the cost of a longer log replay after a crash (seconds, not data)."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._con = _connect(self.path, read_only=False)
+        self._con.execute(f"SET checkpoint_threshold = '{self.CHECKPOINT_WAL}'")
         self._lock = threading.Lock()
         migrate(self._con)
 

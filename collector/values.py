@@ -15,7 +15,16 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")
-TEMPORALITIES = (None, "delta", "cumulative")
+TEMPORALITIES = ("unspecified", "delta", "cumulative")
+SEVERITIES = (
+    "UNSPECIFIED",
+    *tuple(
+        f"{level}{'' if i == 1 else i}"
+        for level in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+        for i in range(1, 5)
+    ),
+)
+"""Log severity numbers 0..24 by their proto names (without the SEVERITY_NUMBER_ prefix)."""
 
 MAX_TIME_NS = 2**63 - 1
 """Largest timestamp a TIMESTAMP_NS column holds (year 2262)."""
@@ -158,6 +167,13 @@ def hex_to_bytes(text: Any, what: str) -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         raise ValueError(f"{what} {text[:40]!r} is not hex") from None
+
+
+def check_enum(value: int, names: tuple[str | None, ...], what: str) -> str | None:
+    """Why an OTLP enum number is outside the values this version knows, or None."""
+    if 0 <= value < len(names):
+        return None
+    return f"{what} {value} is not a known value"
 
 
 def check_time(t: int, what: str) -> str | None:

@@ -44,7 +44,10 @@ class _Server(uvicorn.Server):
 
 def _bind(address: str) -> socket.socket:
     host, _, port = address.rpartition(":")
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP (not 0) so asyncio sets TCP_NODELAY on accepted connections; without it
+    # Nagle + delayed ACK hold every response with a body for ~40 ms.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), int(port)))

@@ -71,12 +71,14 @@ def start_server(store: Path, *extra_env: tuple[str, str], config: Path | None =
     ]
     if config is not None:
         cmd += ["--config", str(config)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log_path = store.with_suffix(".serve.log")
+    with open(log_path, "ab") as log:  # a file, not a pipe: a chatty server must never block
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # blocks until the server prints its ports (or exits)
     if not line:
-        err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"driftscope serve exited before listening: {err}")
+        proc.wait(timeout=30)
+        raise RuntimeError(f"driftscope serve exited before listening: {log_path.read_text()[-4000:]}")
     info = json.loads(line)
     assert info["event"] == "listening"
     return ServerProc(proc, store, info["otlp_http"], info["otlp_grpc"], info["http"])
