@@ -144,3 +144,71 @@ def retention(config_path: str | None, store_path: str | None) -> None:
         store.close()
     for table, n in deleted.items():
         click.echo(f"{table:22s} deleted {n:,d}")
+
+
+@main.command()
+def scenarios() -> None:
+    """List the scenario library, one line each."""
+    from simulator.scenario import library, load_scenario
+
+    for name in library():
+        scenario = load_scenario(name)
+        faults = ", ".join(sorted({f.kind for f in scenario.faults})) or "no fault"
+        click.echo(f"{name:28s} {len(scenario.services):2d} services  {faults:44s} {scenario.description}")
+
+
+@main.command()
+@_common
+@click.option(
+    "--scenario", "scenario_ref", required=True, help="Library name (see `driftscope scenarios`) or TOML file."
+)
+@click.option("--hours", type=float, help="Hours after the history [default: the scenario's].")
+@click.option("--history-days", type=float, help="Days of history before the scenario start [default: the scenario's].")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--otlp", "otlp_url", help="Send over OTLP/HTTP to this base URL (e.g. http://127.0.0.1:4318).")
+@click.option(
+    "--labels", "labels_path", type=click.Path(dir_okay=False, path_type=Path), help="Write ground truth JSON here."
+)
+def simulate(
+    config_path: str | None,
+    store_path: str | None,
+    scenario_ref: str,
+    hours: float | None,
+    history_days: float | None,
+    seed: int,
+    otlp_url: str | None,
+    labels_path: Path | None,
+) -> None:
+    """Simulate a scenario into the store (default) or to an OTLP endpoint (--otlp)."""
+    from simulator.run import simulate as run_simulation
+    from simulator.scenario import ScenarioError, load_scenario
+    from simulator.sinks import OtlpSink, StoreSink
+
+    try:
+        scenario = load_scenario(scenario_ref)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from None
+    hours = scenario.hours if hours is None else hours
+    history_days = scenario.history_days if history_days is None else history_days
+    minutes = round(hours * 60) + round(history_days * 1440)
+    store = None
+    if otlp_url:
+        sink: OtlpSink | StoreSink = OtlpSink(otlp_url)
+    else:
+        store = Store(_settings(config_path, store_path).store)
+        sink = StoreSink(store)
+    started = time.perf_counter()
+    try:
+        with click.progressbar(length=minutes, label=f"simulating {scenario.name}", file=sys.stderr) as bar:
+            summary = run_simulation(
+                scenario, sink, hours=hours, history_days=history_days, seed=seed, progress=bar.update
+            )
+    finally:
+        if store is not None:
+            store.close()
+    elapsed = time.perf_counter() - started
+    rows = ", ".join(f"{n:,d} {t}" for t, n in summary.rows.items())
+    click.echo(f"{summary.minutes:,d} virtual minutes in {elapsed:.1f} s: {rows}")
+    if labels_path:
+        labels_path.write_text(orjson.dumps(summary.truth.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        click.echo(f"ground truth: {labels_path} ({len(summary.truth.faults)} faults)")

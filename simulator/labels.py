@@ -1,0 +1,146 @@
+"""Ground truth of a run: each fault's kind, root cause, window and the signals it moves.
+
+Signals are named as ``analysis`` names them (``latency_p50``, ``latency_p99``,
+``error_ratio``, ``rate``, ``queue_depth``, ``histogram_p50`` for histogram metrics) or,
+for invariant faults, by the invariant that breaks (``trace_roots``, ``log_template``,
+``attribute_contract``, ``call_edge``). Directions: ``up``, ``down``, ``appear``,
+``disappear``, ``change``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from simulator.plan import Plan
+from simulator.scenario import Fault
+
+NS_PER_MIN = 60_000_000_000
+
+
+@dataclass(frozen=True)
+class ExpectedSignal:
+    signal: str
+    service: str
+    operation: str | None
+    direction: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class FaultLabel:
+    kind: str
+    root_cause_service: str
+    root_cause_operation: str | None
+    start_ns: int
+    end_ns: int
+    start: str
+    end: str
+    magnitude: float
+    expected: list[ExpectedSignal]
+
+
+@dataclass
+class GroundTruth:
+    scenario: str
+    start_ns: int
+    end_ns: int
+    faults: list[FaultLabel] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _iso(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def visits_per_request(plan: Plan) -> np.ndarray:
+    """Expected executions of each operation per root request (calls x prob x fan-out)."""
+    weights = np.array([e.weight for e in plan.scenario.entrypoints], dtype=float)
+    share = weights / weights.sum()
+    site_visits = np.zeros(len(plan.sites))
+    for s in plan.sites:
+        if s.call is None:
+            site_visits[s.index] = share[s.entry]
+        else:
+            fan = s.call.fanout
+            mean_fan = fan if isinstance(fan, int) else (fan[0] + fan[1]) / 2
+            site_visits[s.index] = site_visits[s.parent] * s.call.prob * mean_fan
+    visits = np.zeros(len(plan.ops))
+    np.add.at(visits, [s.op for s in plan.sites], site_visits)
+    return visits
+
+
+def _callers(plan: Plan, op: int) -> set[int]:
+    return {
+        plan.sites[s.parent].op for s in plan.sites if s.op == op and s.parent >= 0 and s.call and s.call.prob >= 0.5
+    }
+
+
+def _expected(plan: Plan, f: Fault) -> tuple[str, str | None, list[ExpectedSignal]]:
+    op = plan.op_index.get(f.target)
+    service = f.target.partition(":")[0]
+    name = plan.ops[op].name if op is not None else None
+
+    def sig(signal: str, o: int, direction: str, detail: str | None = None) -> ExpectedSignal:
+        return ExpectedSignal(signal, plan.ops[o].service, plan.ops[o].name, direction, detail)
+
+    if f.kind in ("latency_regression", "slow_drift") and op is not None:
+        return service, name, [sig("latency_p50", op, "up"), sig("latency_p99", op, "up")]
+    if f.kind == "dependency_slowdown" and op is not None:
+        out = [sig("latency_p50", op, "up")]
+        out += [sig("latency_p50", c, "up") for c in sorted(_callers(plan, op))]
+        return service, name, out
+    if f.kind == "error_burst" and op is not None:
+        return service, name, [sig("error_ratio", op, "up")]
+    if f.kind == "retry_storm" and op is not None:
+        return service, name, [sig("error_ratio", op, "up"), sig("rate", op, "up")]
+    if f.kind == "capacity_saturation":
+        visits = visits_per_request(plan)
+        rho = visits * plan.scenario.arrivals.rate_per_s * np.array([o.mean_ms for o in plan.ops]) / 1000.0
+        rho /= np.array([o.servers for o in plan.ops])
+        bottleneck = int(np.argmax(rho))
+        entry = plan.op_index[plan.scenario.entrypoints[0].operation]
+        bottleneck_op = plan.ops[bottleneck]
+        return (
+            bottleneck_op.service,
+            bottleneck_op.name,
+            [
+                sig("rate", entry, "up"),
+                sig("latency_p99", bottleneck, "up"),
+                sig("queue_depth", bottleneck, "up"),
+            ],
+        )
+    if f.kind == "broken_propagation":
+        return service, name, [ExpectedSignal("trace_roots", service, None, "up")]
+    if f.kind == "new_log_template":
+        return service, name, [ExpectedSignal("log_template", service, None, "appear", f.template)]
+    if f.kind == "attribute_change" and op is not None:
+        direction = "disappear" if f.change == "vanish" else "change"
+        return service, name, [sig("attribute_contract", op, direction, f.attribute)]
+    if f.kind == "call_edge" and op is not None and f.to:
+        callee = plan.op_index[f.to]
+        direction = "disappear" if f.change == "remove" else "appear"
+        out = [sig("call_edge", op, direction, f.to)]
+        out.append(sig("rate", callee, "down" if f.change == "remove" else "up"))
+        return service, name, out
+    if f.kind == "batch_shift":
+        job = next(j for j in plan.scenario.batch_jobs if j.name == f.target)
+        return job.service, None, [ExpectedSignal("histogram_p50", job.service, None, "up", "job.duration")]
+    raise ValueError(f"fault {f.kind} on {f.target!r} has no labelled signals")
+
+
+def ground_truth(plan: Plan, start_ns: int, hours: float) -> GroundTruth:
+    """The labels of every fault of the plan's scenario for a run starting at ``start_ns``."""
+    truth = GroundTruth(plan.scenario.name, start_ns, start_ns + int(hours * 60) * NS_PER_MIN)
+    for f in plan.scenario.faults:
+        service, operation, expected = _expected(plan, f)
+        s_ns = start_ns + int(f.start_min * NS_PER_MIN)
+        e_ns = start_ns + int(f.end_min * NS_PER_MIN)
+        truth.faults.append(
+            FaultLabel(f.kind, service, operation, s_ns, e_ns, _iso(s_ns), _iso(e_ns), f.magnitude, expected)
+        )
+    return truth

@@ -1,0 +1,640 @@
+"""Turn a simulated minute into raw-table rows (Arrow), exactly as ingest would store them.
+
+The rows are what ``collector`` produces when the same telemetry arrives over OTLP, so a
+direct-to-store run and an OTLP run give identical tables (``tests/test_simulator.py``
+proves it). Strings are built column-wise with polars; nothing loops per span in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from collector.columns import SCHEMAS
+from simulator.engine import (
+    CAUSE_ERROR,
+    CAUSE_SHED,
+    CAUSE_TIMEOUT,
+    CAUSE_UPSTREAM,
+    KIND_CLIENT,
+    KIND_SERVER,
+    MinuteData,
+)
+from simulator.hexids import hex64, hex128
+from simulator.plan import OpInfo, Plan
+
+SCOPE_NAME = "driftscope.simulator"
+SCOPE_VERSION = "0.1.0"
+DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+"""OpenTelemetry semantic-convention advice for request-duration histograms, seconds."""
+JOB_DURATION_BOUNDS_S = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+EXP_SCALE = 3
+SEVERITY_NUMBERS = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
+STATUS_MESSAGES = {
+    CAUSE_ERROR: "internal error",
+    CAUSE_SHED: "overloaded: request shed",
+    CAUSE_TIMEOUT: "deadline exceeded",
+    CAUSE_UPSTREAM: "upstream call failed",
+}
+CLIENT_ONLY_KINDS = ("db", "cache")
+"""Operations of these kinds emit only the caller's client span (a database has no tracer)."""
+_PLACEHOLDER = re.compile(r"\{(id|ms|n|user)\}")
+
+
+def _j(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def resource_attributes(plan: Plan, service: str, version: str) -> dict[str, str]:
+    """The OTel resource of a simulated service."""
+    return {
+        "service.name": service,
+        "service.version": version,
+        "service.namespace": plan.scenario.name,
+        "deployment.environment.name": "simulation",
+        **plan.scenario.services[service].attributes,
+    }
+
+
+def _route(info: OpInfo) -> str:
+    return info.name.split(" ", 1)[1] if info.kind == "http" and " " in info.name else info.name
+
+
+def _base_attrs(info: OpInfo, kind: int, callee_service: str) -> dict[str, object]:
+    if info.kind == "http":
+        base: dict[str, object] = {"http.request.method": info.method}
+        if kind == KIND_SERVER:
+            base["http.route"] = _route(info)
+        else:
+            base["server.address"] = callee_service
+        return base
+    if info.kind == "db":
+        return {"db.system.name": "postgresql", "db.operation.name": info.name}
+    if info.kind == "cache":
+        return {"db.system.name": "redis", "db.operation.name": info.name}
+    if info.kind == "queue":
+        return {"messaging.system": "kafka", "messaging.operation.name": info.name}
+    return {"rpc.system": "grpc", "rpc.service": info.service, "rpc.method": info.name}
+
+
+def _status_key(info: OpInfo) -> str:
+    return "http.response.status_code" if info.kind == "http" else "rpc.response.status_code"
+
+
+@dataclass
+class _Cumulative:
+    """Running totals of cumulative metrics per series, reset when a service restarts."""
+
+    start_ns: dict[str, int] = field(default_factory=dict)
+    counts: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    sums: dict[tuple[str, int], float] = field(default_factory=dict)
+    mins: dict[tuple[str, int], float] = field(default_factory=dict)
+    maxs: dict[tuple[str, int], float] = field(default_factory=dict)
+    values: dict[tuple[str, int], float] = field(default_factory=dict)
+    version: dict[str, str] = field(default_factory=dict)
+
+
+class RowBuilder:
+    """Stateful (cumulative metrics) and deterministic (seeded) row factory for one run."""
+
+    def __init__(self, plan: Plan, seed: int) -> None:
+        self.plan = plan
+        self.rng = np.random.default_rng([seed, 7])
+        self.cum = _Cumulative()
+        self._const = [{k: v for k, v in plan.scenario.operation(info.ref).attributes.items()} for info in plan.ops]
+        self._dynamic = [dict(plan.scenario.operation(info.ref).dynamic_attributes) for info in plan.ops]
+
+    # ---- spans -------------------------------------------------------------------------
+
+    def _restart_if_deployed(self, service: str, version: str, now_ns: int) -> None:
+        if self.cum.version.get(service) != version:
+            self.cum.version[service] = version
+            self.cum.start_ns[service] = now_ns
+            for key in [k for k in self.cum.counts if k[0] == service]:
+                del self.cum.counts[key]
+            for d in (self.cum.sums, self.cum.mins, self.cum.maxs, self.cum.values):
+                for key in [k for k in d if k[0] == service]:
+                    del d[key]
+
+    def _dynamic_json(self, op: int, n: int, changes: dict[str, str]) -> pl.Expr | None:
+        pieces: list[pl.Expr] = []
+        for key, kind in self._dynamic[op].items():
+            change = changes.get(key)
+            if change == "vanish":
+                continue
+            if kind == "int":
+                values = self.rng.integers(1, 10_000_000, n)
+                quoted = change == "type"
+                lit_key = _j(key)
+                col = pl.lit(pl.Series(values)).cast(pl.String)
+                piece = pl.concat_str(
+                    [pl.lit(f",{lit_key}:" + ('"' if quoted else "")), col, pl.lit('"' if quoted else "")]
+                )
+            elif kind == "user":
+                values = self.rng.zipf(1.6, n) % 100_000
+                col = pl.lit(pl.Series(values)).cast(pl.String)
+                if change == "type":
+                    piece = pl.concat_str([pl.lit(f",{_j(key)}:"), col])
+                else:
+                    piece = pl.concat_str([pl.lit(f',{_j(key)}:"user-'), col, pl.lit('"')])
+            elif kind == "uuid":
+                ids = self.rng.integers(0, 2**63, (n, 2), dtype=np.int64).astype(np.uint64)
+                hexes = pl.Series(hex128(ids))
+                piece = pl.concat_str([pl.lit(f',{_j(key)}:"'), pl.lit(hexes), pl.lit('"')])
+            else:
+                choices = pl.Series([_j(c) for c in kind])
+                picks = choices.gather(self.rng.integers(0, len(kind), n))
+                if change == "type":
+                    picks = pl.Series(self.rng.integers(0, len(kind), n)).cast(pl.String)
+                piece = pl.concat_str([pl.lit(f",{_j(key)}:"), pl.lit(picks)])
+            pieces.append(piece)
+        return pl.concat_str(pieces) if pieces else None
+
+    def spans(self, m: MinuteData) -> pa.Table:
+        """Rows of table ``spans`` for the minute (server, client and batch-job spans)."""
+        plan = self.plan
+        sp = m.spans
+        client_only = np.array([info.kind in CLIENT_ONLY_KINDS for info in plan.ops])
+        keep = ~((sp.kind == KIND_SERVER) & client_only[sp.op])
+        order = np.lexsort((sp.start_ns, sp.op, sp.kind))
+        order = order[keep[order]]
+        kinds = sp.kind[order]
+        ops = sp.op[order]
+        cause = sp.cause[order]
+        n = len(order)
+        attrs = self._attribute_columns(m, kinds, ops, cause)
+        start = sp.start_ns[order]
+        end = sp.end_ns[order]
+        parent = sp.parent_id[order]
+        services = [info.service for info in plan.ops]
+        versions = [m.effects.versions[s] for s in services]
+        res = [_j(resource_attributes(plan, s, v)) for s, v in zip(services, versions, strict=True)]
+        op_idx = pa.array(ops)
+        err = cause != 0
+        status_msg = np.array([None] + [STATUS_MESSAGES.get(i) for i in range(1, 5)], dtype=object)
+        cause_idx = cause.astype(np.int64)
+        events = self._events(cause, end, kinds)
+        table = pa.table(
+            {
+                "trace_id": hex128(m.trace_ids[sp.trace[order]]),
+                "span_id": hex64(sp.span_id[order]),
+                "parent_span_id": pc.if_else(pa.array(parent == 0), pa.scalar(None, pa.string()), hex64(parent)),
+                "trace_state": pa.nulls(n, pa.string()),
+                "flags": pa.array(np.where(sp.remote_parent[order], 0x300, 0x100).astype(np.uint32)),
+                "service_name": pa.DictionaryArray.from_arrays(op_idx, pa.array(services)).cast(pa.string()),
+                "service_version": pa.DictionaryArray.from_arrays(op_idx, pa.array(versions)).cast(pa.string()),
+                "span_name": pa.DictionaryArray.from_arrays(op_idx, pa.array([o.name for o in plan.ops])).cast(
+                    pa.string()
+                ),
+                "span_kind": pa.array(np.where(kinds == KIND_CLIENT, "CLIENT", "SERVER")),
+                "start_time": pa.array(start, pa.timestamp("ns")),
+                "end_time": pa.array(end, pa.timestamp("ns")),
+                "duration_ns": pa.array(end - start),
+                "status_code": pa.array(np.where(err, "ERROR", "UNSET")),
+                "status_message": pa.array(status_msg[cause_idx], pa.string()),
+                "http_route": attrs["http_route"].to_arrow().cast(pa.string()),
+                "http_status_code": attrs["http_status_code"].to_arrow(),
+                "events": events,
+                "links": pa.nulls(n, pa.string()),
+                "dropped_attributes_count": pa.array(np.zeros(n, np.uint32)),
+                "dropped_events_count": pa.array(np.zeros(n, np.uint32)),
+                "dropped_links_count": pa.array(np.zeros(n, np.uint32)),
+                "attributes": attrs["attributes"].to_arrow().cast(pa.string()),
+                "resource_attributes": pa.DictionaryArray.from_arrays(op_idx, pa.array(res)).cast(pa.string()),
+                "resource_schema_url": pa.nulls(n, pa.string()),
+                "scope_name": pa.array(np.full(n, SCOPE_NAME)),
+                "scope_version": pa.array(np.full(n, SCOPE_VERSION)),
+                "scope_attributes": pa.nulls(n, pa.string()),
+            }
+        )
+        jobs = self._job_spans(m)
+        if jobs is not None:
+            table = pa.concat_tables([table.cast(SCHEMAS["spans"]), jobs])
+        return table.cast(SCHEMAS["spans"])
+
+    def _attribute_columns(self, m: MinuteData, kinds: np.ndarray, ops: np.ndarray, cause: np.ndarray) -> pl.DataFrame:
+        """attributes / http_route / http_status_code for spans sorted by (kind, op)."""
+        plan = self.plan
+        n = len(ops)
+        changes_by_op: dict[int, dict[str, str]] = {}
+        for op, attr, change in m.effects.attribute_changes:
+            changes_by_op.setdefault(op, {})[attr] = change
+        frames: list[pl.DataFrame] = []
+        # group boundaries of (kind, op)
+        key = kinds.astype(np.int64) * 100_000 + ops
+        bounds = np.flatnonzero(np.diff(key)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [n]])
+        for lo, hi in zip(starts, ends, strict=True):
+            if hi <= lo:
+                continue
+            op = int(ops[lo])
+            kind = int(kinds[lo])
+            info = plan.ops[op]
+            base = _base_attrs(info, kind, info.service)
+            head = "{" + _j(base)[1:-1]
+            consts = {k: v for k, v in self._const[op].items() if changes_by_op.get(op, {}).get(k) != "vanish"}
+            for k, change in changes_by_op.get(op, {}).items():
+                if change == "type" and k in consts:
+                    consts[k] = str(consts[k]) if not isinstance(consts[k], str) else len(str(consts[k]))
+            const_json = "," + _j(consts)[1:-1] if consts else ""
+            c = cause[lo:hi]
+            status = (
+                np.where(c == 0, 200, np.where(c == CAUSE_SHED, 503, 500))
+                if info.kind == "http"
+                else np.where(c == 0, 0, np.where(c == CAUSE_SHED, 8, 13))
+            )
+            status_piece = pl.concat_str(
+                [pl.lit(f",{_j(_status_key(info))}:"), pl.lit(pl.Series(status)).cast(pl.String)]
+            )
+            has_status = pl.lit(pl.Series(c != CAUSE_TIMEOUT))
+            parts: list[pl.Expr] = [
+                pl.lit(head),
+                pl.when(has_status).then(status_piece).otherwise(pl.lit("")),
+                pl.lit(const_json),
+            ]
+            if kind == KIND_SERVER:
+                dyn = self._dynamic_json(op, hi - lo, changes_by_op.get(op, {}))
+                if dyn is not None:
+                    parts.append(dyn)
+            parts.append(pl.lit("}"))
+            frame = pl.select(
+                attributes=pl.concat_str(parts),
+                http_route=pl.lit(_route(info) if info.kind == "http" and kind == KIND_SERVER else None, pl.String),
+                http_status_code=pl.lit(pl.Series(status, dtype=pl.Int32))
+                if info.kind == "http"
+                else pl.lit(None, pl.Int32),
+            )
+            if info.kind == "http":
+                frame = frame.with_columns(
+                    http_status_code=pl.when(has_status).then(pl.col("http_status_code")).otherwise(None)
+                )
+            frames.append(frame)
+        if not frames:
+            return pl.DataFrame(schema={"attributes": pl.String, "http_route": pl.String, "http_status_code": pl.Int32})
+        return pl.concat(frames)
+
+    def _events(self, cause: np.ndarray, end: np.ndarray, kinds: np.ndarray) -> pa.Array:
+        """An ``exception`` event on failed server spans (as the SDK records one)."""
+        failed = ((cause == CAUSE_ERROR) | (cause == CAUSE_SHED)) & (kinds == KIND_SERVER)
+        out = np.full(len(cause), None, dtype=object)
+        if failed.any():
+            kinds_txt = np.where(cause[failed] == CAUSE_SHED, "OverloadedError", "InternalError")
+            frame = pl.DataFrame({"t": end[failed], "k": kinds_txt})
+            text = frame.select(
+                pl.concat_str(
+                    [
+                        pl.lit('[{"time_unix_nano":'),
+                        pl.col("t").cast(pl.String),
+                        pl.lit(',"name":"exception","attributes":{"exception.type":"'),
+                        pl.col("k"),
+                        pl.lit('"},"dropped_attributes_count":0}]'),
+                    ]
+                )
+            ).to_series()
+            out[failed] = text.to_numpy()
+        return pa.array(out, pa.string())
+
+    def _job_spans(self, m: MinuteData) -> pa.Table | None:
+        if not m.jobs:
+            return None
+        rows = []
+        for run in m.jobs:
+            job = self.plan.scenario.batch_jobs[run.job]
+            version = m.effects.versions[job.service]
+            rows.append(
+                {
+                    "trace_id": hex128(m.trace_ids[[run.trace]])[0].as_py(),
+                    "span_id": f"{run.span_id:016x}",
+                    "flags": 0x100,
+                    "service_name": job.service,
+                    "service_version": version,
+                    "span_name": f"job {job.name}",
+                    "span_kind": "INTERNAL",
+                    "start_time": run.start_ns,
+                    "end_time": run.start_ns + run.duration_ns,
+                    "duration_ns": run.duration_ns,
+                    "status_code": "UNSET",
+                    "dropped_attributes_count": 0,
+                    "dropped_events_count": 0,
+                    "dropped_links_count": 0,
+                    "attributes": _j({"job.name": job.name, "job.records": run.records}),
+                    "resource_attributes": _j(resource_attributes(self.plan, job.service, version)),
+                    "scope_name": SCOPE_NAME,
+                    "scope_version": SCOPE_VERSION,
+                }
+            )
+        return pa.Table.from_pylist(rows, schema=SCHEMAS["spans"])
+
+    # ---- logs --------------------------------------------------------------------------
+
+    def _render(self, template: str, durations_ms: np.ndarray) -> pl.Series:
+        n = len(durations_ms)
+        parts: list[pl.Expr] = []
+        pos = 0
+        for match in _PLACEHOLDER.finditer(template):
+            parts.append(pl.lit(template[pos : match.start()]))
+            name = match.group(1)
+            if name == "ms":
+                values = durations_ms.astype(np.int64)
+            elif name == "id":
+                values = self.rng.integers(1, 10_000_000, n)
+            elif name == "n":
+                values = self.rng.integers(1, 50, n)
+            else:
+                values = self.rng.zipf(1.6, n) % 100_000
+            col = pl.lit(pl.Series(values)).cast(pl.String)
+            parts.append(pl.concat_str([pl.lit("user-"), col]) if name == "user" else col)
+            pos = match.end()
+        parts.append(pl.lit(template[pos:]))
+        return pl.select(body=pl.concat_str(parts)).to_series() if n else pl.Series("body", [], pl.String)
+
+    def logs(self, m: MinuteData) -> pa.Table | None:
+        """Rows of table ``logs``: statements of served requests plus new-template faults."""
+        plan = self.plan
+        sp = m.spans
+        chunks: list[dict[str, object]] = []
+        server = sp.kind == KIND_SERVER
+        for i, info in enumerate(plan.ops):
+            statements = plan.scenario.operation(info.ref).logs
+            if not statements:
+                continue
+            mine = np.flatnonzero(server & (sp.op == i))
+            for st in statements:
+                if st.on == "error":
+                    pool = mine[sp.cause[mine] != 0]
+                elif st.on == "ok":
+                    pool = mine[sp.cause[mine] == 0]
+                else:
+                    pool = mine
+                chosen = pool[self.rng.random(len(pool)) < st.prob]
+                if len(chosen):
+                    chunks.append(
+                        self._log_chunk(
+                            m,
+                            info.service,
+                            chosen,
+                            template=st.template,
+                            severity=st.severity,
+                            with_trace=st.trace_context,
+                        )
+                    )
+        for fault in m.effects.new_templates:
+            service = fault.target.partition(":")[0]
+            svc = plan.services.index(service)
+            pool = np.flatnonzero(server & (np.array([plan.services.index(o.service) for o in plan.ops])[sp.op] == svc))
+            k = min(int(self.rng.poisson(fault.magnitude)), len(pool))
+            if k and fault.template:
+                chosen = np.sort(self.rng.choice(pool, k, replace=False))
+                chunks.append(
+                    self._log_chunk(
+                        m, service, chosen, template=fault.template, severity=fault.severity, with_trace=True
+                    )
+                )
+        if not chunks:
+            return None
+        tables = [pa.table(c) for c in chunks]  # type: ignore[arg-type]
+        return pa.concat_tables(tables).cast(SCHEMAS["logs"])
+
+    def _log_chunk(
+        self, m: MinuteData, service: str, spans: np.ndarray, *, template: str, severity: str, with_trace: bool
+    ) -> dict[str, object]:
+        sp = m.spans
+        n = len(spans)
+        t = sp.end_ns[spans]
+        version = m.effects.versions[service]
+        durations = (sp.end_ns[spans] - sp.start_ns[spans]) / 1e6
+        none = pa.nulls(n, pa.string())
+        return {
+            "time": pa.array(t, pa.timestamp("ns")),
+            "observed_time": pa.array(t, pa.timestamp("ns")),
+            "service_name": pa.array(np.full(n, service)),
+            "service_version": pa.array(np.full(n, version)),
+            "severity_number": pa.array(np.full(n, SEVERITY_NUMBERS[severity], np.int32)),
+            "severity_text": pa.array(np.full(n, severity)),
+            "body": self._render(template, durations).to_arrow().cast(pa.string()),
+            "body_type": pa.array(np.full(n, "string")),
+            "event_name": none,
+            "trace_id": hex128(m.trace_ids[sp.trace[spans]]) if with_trace else none,
+            "span_id": hex64(sp.span_id[spans]) if with_trace else none,
+            "flags": pa.array(np.full(n, 1 if with_trace else 0, np.uint32)),
+            "dropped_attributes_count": pa.array(np.zeros(n, np.uint32)),
+            "attributes": pa.array(np.full(n, "{}")),
+            "resource_attributes": pa.array(np.full(n, _j(resource_attributes(self.plan, service, version)))),
+            "resource_schema_url": none,
+            "scope_name": pa.array(np.full(n, SCOPE_NAME)),
+            "scope_version": pa.array(np.full(n, SCOPE_VERSION)),
+            "scope_attributes": none,
+        }
+
+    # ---- metrics -----------------------------------------------------------------------
+
+    def _metric_head(
+        self,
+        name: str,
+        unit: str,
+        service: str,
+        version: str,
+        *,
+        t_ns: int,
+        start_ns: int | None,
+        attrs: Mapping[str, object],
+    ) -> dict[str, object]:
+        return {
+            "metric_name": name,
+            "metric_description": None,
+            "metric_unit": unit,
+            "service_name": service,
+            "service_version": version,
+            "time": t_ns,
+            "start_time": start_ns,
+            "flags": 0,
+            "attributes": _j(attrs),
+            "resource_attributes": _j(resource_attributes(self.plan, service, version)),
+            "scope_name": SCOPE_NAME,
+            "scope_version": SCOPE_VERSION,
+        }
+
+    def metrics(self, m: MinuteData) -> dict[str, pa.Table]:
+        """Rows of the metric tables for the minute (one point per series)."""
+        plan = self.plan
+        sp = m.spans
+        t_end = m.start_ns + 60_000_000_000
+        for service in plan.services:
+            self._restart_if_deployed(service, m.effects.versions[service], m.start_ns)
+        hist: list[dict[str, object]] = []
+        points: list[dict[str, object]] = []
+        server = sp.kind == KIND_SERVER
+        dur_s = (sp.end_ns - sp.start_ns) / 1e9
+        bounds = np.array(DURATION_BOUNDS_S)
+        for i, info in enumerate(plan.ops):
+            version = m.effects.versions[info.service]
+            start = self.cum.start_ns[info.service]
+            mine = np.flatnonzero(server & (sp.op == i))
+            d = dur_s[mine]
+            key = (info.service, i)
+            counts = self.cum.counts.setdefault(key, np.zeros(len(bounds) + 1, dtype=np.int64))
+            counts += np.bincount(np.searchsorted(bounds, d, side="left"), minlength=len(bounds) + 1)
+            self.cum.sums[key] = self.cum.sums.get(key, 0.0) + float(d.sum())
+            if len(d):
+                self.cum.mins[key] = min(self.cum.mins.get(key, np.inf), float(d.min()))
+                self.cum.maxs[key] = max(self.cum.maxs.get(key, -np.inf), float(d.max()))
+            attrs: dict[str, object] = (
+                {"http.request.method": info.method, "http.route": _route(info)}
+                if info.kind == "http"
+                else {"rpc.method": info.name}
+            )
+            exemplars = None
+            if len(mine):
+                slowest = mine[int(np.argmax(d))]
+                exemplars = _j(
+                    [
+                        {
+                            "time_unix_nano": int(sp.end_ns[slowest]),
+                            "value": float(dur_s[slowest]),
+                            "trace_id": hex128(m.trace_ids[[sp.trace[slowest]]])[0].as_py(),
+                            "span_id": f"{int(sp.span_id[slowest]):016x}",
+                            "filtered_attributes": {},
+                        }
+                    ]
+                )
+            name = "http.server.request.duration" if info.kind == "http" else "rpc.server.call.duration"
+            hist.append(
+                {
+                    **self._metric_head(name, "s", info.service, version, t_ns=t_end, start_ns=start, attrs=attrs),
+                    "count": int(counts.sum()),
+                    "sum": self.cum.sums[key],
+                    "min": self.cum.mins.get(key),
+                    "max": self.cum.maxs.get(key),
+                    "bounds": list(DURATION_BOUNDS_S),
+                    "bucket_counts": counts.tolist(),
+                    "temporality": "cumulative",
+                    "exemplars": exemplars,
+                }
+            )
+            op_attrs = {"operation": info.name}
+            lam = m.arrivals_per_op[i] / 60.0
+            mean_s = float(d.mean()) if len(d) else 0.0
+            for metric, unit, value in (
+                ("queue.depth", "{request}", float(m.queue.queue_depth[i])),
+                ("server.active_requests", "{request}", lam * mean_s),
+            ):
+                points.append(
+                    {
+                        **self._metric_head(
+                            metric, unit, info.service, version, t_ns=t_end, start_ns=None, attrs=op_attrs
+                        ),
+                        "value": value,
+                        "value_int": None,
+                        "kind": "gauge",
+                        "temporality": None,
+                        "is_monotonic": None,
+                        "exemplars": None,
+                    }
+                )
+        for counter in plan.scenario.counters:
+            i = plan.op_index[counter.operation]
+            info = plan.ops[i]
+            ok = int(np.count_nonzero(server & (sp.op == i) & (sp.cause == 0)))
+            key = (info.service, -1 - plan.scenario.counters.index(counter))
+            self.cum.values[key] = self.cum.values.get(key, 0.0) + ok * counter.per_span
+            total = self.cum.values[key]
+            is_int = float(counter.per_span).is_integer()
+            points.append(
+                {
+                    **self._metric_head(
+                        counter.name,
+                        "1",
+                        info.service,
+                        m.effects.versions[info.service],
+                        t_ns=t_end,
+                        start_ns=self.cum.start_ns[info.service],
+                        attrs={},
+                    ),
+                    "value": float(total),
+                    "value_int": int(total) if is_int else None,
+                    "kind": "sum",
+                    "temporality": "cumulative",
+                    "is_monotonic": True,
+                    "exemplars": None,
+                }
+            )
+        out = {
+            "histogram_points": pa.Table.from_pylist(hist, schema=SCHEMAS["histogram_points"]),
+            "metric_points": pa.Table.from_pylist(points, schema=SCHEMAS["metric_points"]),
+        }
+        hist_out: list[dict[str, object]] = []
+        exp = self._job_metrics(m, hist_out)
+        if hist_out:
+            out["histogram_points"] = pa.concat_tables(
+                [out["histogram_points"], pa.Table.from_pylist(hist_out, schema=SCHEMAS["histogram_points"])]
+            )
+        if exp:
+            out["exp_histogram_points"] = pa.Table.from_pylist(exp, schema=SCHEMAS["exp_histogram_points"])
+        return out
+
+    def _job_metrics(self, m: MinuteData, hist: list[dict[str, object]]) -> list[dict[str, object]]:
+        exp: list[dict[str, object]] = []
+        bounds = np.array(JOB_DURATION_BOUNDS_S)
+        for run in m.jobs:
+            job = self.plan.scenario.batch_jobs[run.job]
+            version = m.effects.versions[job.service]
+            end = run.start_ns + run.duration_ns
+            seconds = run.duration_ns / 1e9
+            key = (job.service, 10_000 + run.job)
+            counts = self.cum.counts.setdefault(key, np.zeros(len(bounds) + 1, dtype=np.int64))
+            counts[int(np.searchsorted(bounds, seconds, side="left"))] += 1
+            self.cum.sums[key] = self.cum.sums.get(key, 0.0) + seconds
+            self.cum.mins[key] = min(self.cum.mins.get(key, np.inf), seconds)
+            self.cum.maxs[key] = max(self.cum.maxs.get(key, -np.inf), seconds)
+            attrs = {"job.name": job.name}
+            hist.append(
+                {
+                    **self._metric_head(
+                        "job.duration",
+                        "s",
+                        job.service,
+                        version,
+                        t_ns=end,
+                        start_ns=self.cum.start_ns[job.service],
+                        attrs=attrs,
+                    ),
+                    "count": int(counts.sum()),
+                    "sum": self.cum.sums[key],
+                    "min": self.cum.mins[key],
+                    "max": self.cum.maxs[key],
+                    "bounds": list(JOB_DURATION_BOUNDS_S),
+                    "bucket_counts": counts.tolist(),
+                    "temporality": "cumulative",
+                    "exemplars": None,
+                }
+            )
+            index = int(np.ceil(np.log2(run.records) * 2**EXP_SCALE)) - 1
+            exp.append(
+                {
+                    **self._metric_head(
+                        "job.records", "{record}", job.service, version, t_ns=end, start_ns=run.start_ns, attrs=attrs
+                    ),
+                    "count": 1,
+                    "sum": float(run.records),
+                    "min": float(run.records),
+                    "max": float(run.records),
+                    "scale": EXP_SCALE,
+                    "zero_count": 0,
+                    "zero_threshold": 0.0,
+                    "positive_offset": index,
+                    "positive_counts": [1],
+                    "negative_offset": 0,
+                    "negative_counts": [],
+                    "temporality": "delta",
+                    "exemplars": None,
+                }
+            )
+        return exp
