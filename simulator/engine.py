@@ -243,12 +243,14 @@ class Engine:
             w.d_server[sl] = w.wait[sl] + w.own[sl] + w.children[sl]
             if s.call is None:
                 continue
-            dc = w.rtt[sl] + w.d_server[sl]
+            dc = w.rtt[sl] + (0.0 if s.call.mode == "async" else w.d_server[sl])
             over = dc > s.call.timeout_ms
             w.timed_out[sl] = over
             w.d_client[sl] = np.where(over, s.call.timeout_ms, dc)
             cost = w.d_client[sl] + np.where(st.failed, s.call.backoff_ms, 0.0)
             st.call_total = np.bincount(st.call_of_attempt, weights=cost, minlength=len(st.call_parent))
+            if s.call.mode == "async":
+                continue  # the caller neither waits for nor fails with an async call
             last = np.cumsum(st.attempts_per_call) - 1
             call_failed = (st.failed | w.upstream[sl] | over)[last]
             w.upstream[st.call_parent[call_failed]] = True
@@ -278,7 +280,7 @@ class Engine:
                     group_counts = np.diff(np.concatenate([[0], boundaries, [n_calls]]))
                     base = base + _group_exclusive_cumsum(st.call_total, group_counts)
                     np.add.at(cursor, st.call_parent, st.call_total)
-                elif n_calls:
+                elif n_calls and s.call.mode == "parallel":
                     longest = np.zeros(w.total)
                     np.maximum.at(longest, st.call_parent, st.call_total)
                     touched = np.unique(st.call_parent)

@@ -95,7 +95,7 @@ def expected_hold_ms(scenario: Scenario, refs: list[str]) -> dict[str, float]:
             total = mean_ms(op.service_time)
             for call in op.calls:
                 fan = call.fanout if isinstance(call.fanout, int) else (call.fanout[0] + call.fanout[1]) / 2
-                per_call = min(hold(call.to) + 0.6, call.timeout_ms)
+                per_call = 0.6 if call.mode == "async" else min(hold(call.to) + 0.6, call.timeout_ms)
                 total += call.prob * (per_call * fan if call.mode == "sequential" else per_call)
             memo[ref] = total
         return memo[ref]

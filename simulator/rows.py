@@ -36,6 +36,13 @@ DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0,
 """OpenTelemetry semantic-convention advice for request-duration histograms, seconds."""
 JOB_DURATION_BOUNDS_S = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 EXP_SCALE = 3
+DURATION_METRICS = {
+    "http": "http.server.request.duration",
+    "db": "db.client.operation.duration",
+    "cache": "db.client.operation.duration",
+    "workflow": "temporal.workflow.duration",
+}
+"""Request-duration histogram name per operation kind (others: rpc.server.call.duration)."""
 SEVERITY_NUMBERS = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
 STATUS_MESSAGES = {
     CAUSE_ERROR: "internal error",
@@ -505,7 +512,7 @@ class RowBuilder:
                         }
                     ]
                 )
-            name = "http.server.request.duration" if info.kind == "http" else "rpc.server.call.duration"
+            name = DURATION_METRICS.get(info.kind, "rpc.server.call.duration")
             hist.append(
                 {
                     **self._metric_head(name, "s", info.service, version, t_ns=t_end, start_ns=start, attrs=attrs),
@@ -523,7 +530,11 @@ class RowBuilder:
             lam = m.arrivals_per_op[i] / 60.0
             mean_s = float(d.mean()) if len(d) else 0.0
             for metric, unit, value in (
-                ("queue.depth", "{request}", float(m.queue.queue_depth[i])),
+                (
+                    "temporal.task_queue.backlog" if info.kind == "workflow" else "queue.depth",
+                    "{request}",
+                    float(m.queue.queue_depth[i]),
+                ),
                 ("server.active_requests", "{request}", lam * mean_s),
             ):
                 points.append(

@@ -55,7 +55,9 @@ class Call(_Model):
     prob: float = Field(1.0, ge=0, le=1)
     fanout: int | tuple[int, int] = 1
     """Calls per invocation: a fixed count, or an inclusive [low, high] range."""
-    mode: Literal["sequential", "parallel"] = "sequential"
+    mode: Literal["sequential", "parallel", "async"] = "sequential"
+    """sequential: fan-out calls one after another; parallel: at once; async: enqueue and
+    go on (the caller waits only for the hand-off, as with a workflow or message queue)."""
     timeout_ms: float = Field(5_000.0, gt=0)
     retries: int = Field(0, ge=0, le=5)
     """Extra attempts after a failed one (server errors; timeouts fail the client span)."""
