@@ -67,15 +67,18 @@ def effects_at(plan: Plan, minute: float) -> Effects:
         versions=versions_at(plan, minute),
     )
     mid = minute + 0.5
+    # A latency fault of magnitude m makes the whole operation (own work + calls) about
+    # m x slower, so its own work grows by m x hold / own.
+    own_scale = np.array([op.hold_ms / op.mean_ms for op in plan.ops])
     for f in plan.scenario.faults:
         if not _active(f, mid):
             continue
         op = plan.op_index.get(f.target)
         progress = (mid - f.start_min) / (f.end_min - f.start_min)
         if f.kind in ("latency_regression", "dependency_slowdown") and op is not None:
-            eff.latency_mult[op] *= 1 + f.magnitude
+            eff.latency_mult[op] += f.magnitude * own_scale[op]
         elif f.kind == "slow_drift" and op is not None:
-            eff.latency_mult[op] *= 1 + f.magnitude * (mid - f.start_min) / MINUTES_PER_DAY
+            eff.latency_mult[op] += f.magnitude * (mid - f.start_min) / MINUTES_PER_DAY * own_scale[op]
         elif f.kind == "error_burst" and op is not None:
             eff.error_add[op] += f.magnitude
         elif f.kind == "retry_storm" and op is not None:

@@ -125,7 +125,10 @@ def _expected(plan: Plan, f: Fault) -> tuple[str, str | None, list[ExpectedSigna
         callee = plan.op_index[f.to]
         direction = "disappear" if f.change == "remove" else "appear"
         out = [sig("call_edge", op, direction, f.to)]
-        out.append(sig("rate", callee, "down" if f.change == "remove" else "up"))
+        other_callers = {plan.sites[s.parent].op for s in plan.sites if s.op == callee and s.parent >= 0} - {op}
+        if not other_callers or f.change == "add":
+            # the callee's own rate moves visibly only when this caller is (or adds) a large share
+            out.append(sig("rate", callee, "down" if f.change == "remove" else "up"))
         return service, name, out
     if f.kind == "batch_shift":
         job = next(j for j in plan.scenario.batch_jobs if j.name == f.target)

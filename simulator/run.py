@@ -47,18 +47,20 @@ def simulate(
     seed: int = 1,
     start_ns: int = DEFAULT_START_NS,
     flush_rows: int = 200_000,
+    from_minute: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """Simulate history + ``hours`` of the scenario into ``sink``; return counts and truth.
 
-    ``progress`` is called with the number of minutes just simulated.
+    ``from_minute`` starts later than the history would (scenario minutes; the system
+    starts cold there). ``progress`` is called with the number of minutes just simulated.
     """
     hours = scenario.hours if hours is None else hours
     history_days = scenario.history_days if history_days is None else history_days
     plan = Plan.compile(scenario)
     engine = Engine(plan, start_ns, seed)
     rows = RowBuilder(plan, seed)
-    first = -round(history_days * 1440)
+    first = -round(history_days * 1440) if from_minute is None else from_minute
     last = round(hours * 60)
     pending: dict[str, list[pa.Table]] = {}
     pending_rows = 0
