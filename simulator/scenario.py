@@ -168,8 +168,9 @@ class Fault(_Model):
 
     ``target`` is "service:operation" (or a service, a batch job name, or "arrivals" for
     capacity saturation). ``magnitude`` means: relative latency increase of the whole
-    operation, own work plus calls (regression, slowdown: 0.6 = +60 %; batch shift), added error probability (error burst, retry storm), latency
-    growth per day (slow drift: 0.01 = +1 %/day), peak arrival multiplier minus one
+    operation, own work plus calls (regression, slowdown: 0.6 = +60 %; batch shift),
+    added error probability (error burst, retry storm), latency growth per day (slow
+    drift: 0.01 = +1 %/day), peak arrival multiplier minus one
     (saturation), fraction of broken requests (propagation), log lines per minute (new
     template), call probability (edge added).
     """
