@@ -10,6 +10,7 @@ open a store that ``driftscope serve`` holds; ``StoreLockedError`` says so plain
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collector.schema import MIGRATIONS, RAW_TABLES, SCHEMA_VERSION
+from collector.schema import MIGRATIONS, RAW_TABLES
 
 
 class StoreError(RuntimeError):
@@ -44,40 +45,60 @@ def _connect(path: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise StoreError(f"cannot open store {path}: {exc}") from None
 
 
-def schema_version(con: duckdb.DuckDBPyConnection) -> int:
-    """The schema version recorded in a store (0 for an empty file)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-    ).fetchone()
+def schema_version(con: duckdb.DuckDBPyConnection, table: str = "schema_version") -> int:
+    """The schema version recorded in ``table`` of a store (0 when absent)."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()
     if not exists or not exists[0]:
         return 0
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    row = con.execute(f"SELECT max(version) FROM {table}").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply pending forward migrations in one transaction each; return the new version."""
-    current = schema_version(con)
-    if current > SCHEMA_VERSION:
+def migrate(
+    con: duckdb.DuckDBPyConnection,
+    migrations: tuple[str, ...] = MIGRATIONS,
+    table: str = "schema_version",
+) -> int:
+    """Apply pending forward ``migrations`` in one transaction each; return the new version.
+
+    Each layer that owns tables keeps its own list and version table (the raw tables use
+    ``schema_version``; analysis uses ``analysis_schema_version``).
+    """
+    target = len(migrations)
+    current = schema_version(con, table)
+    if current > target:
         raise StoreVersionError(
-            f"store schema version {current} is newer than this driftscope supports "
-            f"({SCHEMA_VERSION}); upgrade driftscope to open it"
+            f"store {table} {current} is newer than this driftscope supports ({target}); upgrade driftscope to open it"
         )
     if current == 0:
         con.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version ("
-            "version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
+            f"CREATE TABLE IF NOT EXISTS {table} "
+            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
         )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
+    for version in range(current + 1, target + 1):
         con.execute("BEGIN")
         try:
-            con.execute(MIGRATIONS[version - 1])
-            con.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+            con.execute(migrations[version - 1])
+            con.execute(f"INSERT INTO {table} (version) VALUES (?)", [version])
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
-    return SCHEMA_VERSION
+    return target
+
+
+def fetch_arrow(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | list[Any] | None = None
+) -> pa.Table:
+    """Run one query on ``con`` (inside its current transaction) and return all rows as Arrow.
+
+    DuckDB warns that Arrow from an ``execute`` result costs one copy; ``con.sql`` avoids
+    it but refuses to run while another result of the connection is open, so this one
+    function takes the copy knowingly.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
+        return con.execute(sql, params or []).to_arrow_table()
 
 
 class Store:

@@ -1,0 +1,284 @@
+"""The signals API: keyed time series (and distributions) read from the rollups.
+
+``signals(con, kind, ...)`` returns a polars DataFrame with one row per (time bucket,
+entity), schema:
+
+==============  ==================  =====================================================
+column          type                meaning
+==============  ==================  =====================================================
+time            Datetime(us, UTC)   start of the bucket (``resolution_s`` wide)
+kind            String              the signal kind asked for
+service         String              service.name
+operation       String (nullable)   span name (span signals)
+metric          String (nullable)   metric name (metric signals)
+attributes      String (nullable)   metric point attributes as JSON (metric signals)
+value           Float64             the signal's value (units below)
+samples         Int64               requests, points or log records behind the value
+==============  ==================  =====================================================
+
+Kinds and units: ``rate`` (requests/s), ``error_ratio`` (0..1), ``latency_p50`` /
+``latency_p90`` / ``latency_p95`` / ``latency_p99`` (ns; from merged log-bucket
+histograms, relative error <= 1 %; by default over successful requests, as SRE practice
+measures latency, errors being counted by ``error_ratio``), ``histogram_p50`` / ``p90`` /
+``p95`` / ``p99`` (a histogram metric's unit, Prometheus ``histogram_quantile``
+interpolation over the merged explicit buckets), ``gauge`` (the metric's unit, ``agg`` =
+mean | last | max | min), ``counter_rate`` (increase per second), ``log_rate`` (records
+per second, per severity in ``operation``).
+
+Nothing here reads the wall clock: windows come from the caller or from the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from analysis.histogram import GAMMA, LN_GAMMA, LogHistogram, explicit_quantile
+from collector.store import fetch_arrow
+
+SignalKind = Literal[
+    "rate",
+    "error_ratio",
+    "latency_p50",
+    "latency_p90",
+    "latency_p95",
+    "latency_p99",
+    "histogram_p50",
+    "histogram_p90",
+    "histogram_p95",
+    "histogram_p99",
+    "gauge",
+    "counter_rate",
+    "log_rate",
+]
+SCHEMA: dict[str, pl.DataType] = {
+    "time": pl.Datetime("us", "UTC"),
+    "kind": pl.String(),
+    "service": pl.String(),
+    "operation": pl.String(),
+    "metric": pl.String(),
+    "attributes": pl.String(),
+    "value": pl.Float64(),
+    "samples": pl.Int64(),
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A [start, end) window of data time and its bucket width in seconds."""
+
+    start: datetime
+    end: datetime
+    resolution_s: int = 60
+
+
+def data_window(con: duckdb.DuckDBPyConnection, *, hours: float, resolution_s: int = 60) -> Window:
+    """The last ``hours`` of rolled-up span data (data time, never the wall clock)."""
+    row = con.execute("SELECT max(minute) + INTERVAL 1 MINUTE FROM rollup_spans").fetchone()
+    if not row or row[0] is None:
+        raise ValueError("no rollups yet: run the rollup first")
+    end = row[0]
+    start = con.execute("SELECT $e::TIMESTAMP - to_seconds($h)", {"e": end, "h": hours * 3600}).fetchone()
+    assert start is not None
+    return Window(start[0], end, resolution_s)
+
+
+def _bucket(resolution_s: int, column: str = "minute") -> str:
+    return f"time_bucket(to_seconds({int(resolution_s)}), {column})"
+
+
+def _filters(**equal: str | None) -> tuple[str, dict[str, object]]:
+    clauses: list[str] = []
+    params: dict[str, object] = {}
+    for column, value in equal.items():
+        if value is not None:
+            clauses.append(f"{column} = ${column}")
+            params[column] = value
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object], kind: str) -> pl.DataFrame:
+    frame = pl.from_arrow(fetch_arrow(con, sql, params))
+    assert isinstance(frame, pl.DataFrame)
+    out = frame.with_columns(kind=pl.lit(kind))
+    for column, dtype in SCHEMA.items():
+        if column not in out.columns:
+            out = out.with_columns(pl.lit(None, dtype).alias(column))
+    return out.select([pl.col(c).cast(t) for c, t in SCHEMA.items()]).sort(["service", "operation", "metric", "time"])
+
+
+def _quantile_from_buckets(q: float) -> str:
+    rank = f"ceil({q} * (total - 1))"
+    pick = f"arg_min(coalesce(bucket, -2147483648), cum) FILTER (WHERE cum > {rank})"
+    return f"CASE WHEN {pick} = -2147483648 THEN 0.0 ELSE 2 * exp({pick} * {LN_GAMMA!r}) / {GAMMA + 1!r} END"
+
+
+def _span_signal(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    w: Window,
+    filt: str,
+    params: dict[str, object],
+    *,
+    status_class: str | None,
+) -> pl.DataFrame:
+    base = f"FROM rollup_spans WHERE minute >= $start AND minute < $end{filt}"
+    if kind in ("rate", "error_ratio"):
+        value = f"sum(count) / {w.resolution_s}" if kind == "rate" else "sum(error_count) / sum(count)"
+        sql = (
+            f"SELECT {_bucket(w.resolution_s)} AS time, service_name AS service, operation, {value} AS value, "
+            f"sum(count) AS samples {base} GROUP BY ALL"
+        )
+        return _frame(con, sql, params, kind)
+    status = "" if status_class is None else " AND status_class = $status_class"
+    if status_class is not None:
+        params = {**params, "status_class": status_class}
+    q = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}[kind]
+    if w.resolution_s == 60 and status_class is not None:
+        # one rollup row per minute and entity: its precomputed quantile is the answer
+        sql = (
+            f"SELECT minute AS time, service_name AS service, operation, {kind.replace('latency_', '')}_ns AS value, "
+            f"count AS samples {base}{status}"
+        )
+        return _frame(con, sql, params, kind)
+    sql = f"""
+        WITH b AS (
+            SELECT {_bucket(w.resolution_s)} AS time, service_name AS service, operation, u.bucket, sum(u.n) AS n
+            FROM (SELECT minute, service_name, operation, unnest(hist_index) AS bucket, unnest(hist_counts) AS n
+                  {base}{status}
+                  UNION ALL SELECT minute, service_name, operation, NULL, zero_count {base}{status} AND zero_count > 0
+            ) u GROUP BY ALL
+        ), w AS (
+            SELECT *, sum(n) OVER (PARTITION BY time, service, operation) AS total,
+                   sum(n) OVER (PARTITION BY time, service, operation ORDER BY bucket NULLS FIRST
+                                ROWS UNBOUNDED PRECEDING) AS cum
+            FROM b
+        )
+        SELECT time, service, operation, {_quantile_from_buckets(q)} AS value, sum(n) AS samples
+        FROM w GROUP BY time, service, operation
+    """
+    return _frame(con, sql, params, kind)
+
+
+def _histogram_signal(
+    con: duckdb.DuckDBPyConnection, kind: str, w: Window, filt: str, params: dict[str, object]
+) -> pl.DataFrame:
+    q = float(kind.rsplit("_p", 1)[1]) / 100.0
+    sql = f"""
+        SELECT {_bucket(w.resolution_s)} AS time, service_name AS service, metric_name AS metric, bounds, counts
+        FROM rollup_histograms WHERE minute >= $start AND minute < $end{filt}
+    """
+    frame = pl.from_arrow(fetch_arrow(con, sql, params))
+    assert isinstance(frame, pl.DataFrame)
+    if frame.height == 0:
+        return _frame(con, "SELECT NULL::TIMESTAMP AS time WHERE false", {}, kind)
+    key = ["time", "service", "metric", "bounds"]
+    merged = (
+        frame.with_columns(i=pl.int_ranges(pl.col("counts").list.len()))
+        .explode(["counts", "i"])
+        .group_by([*key, "i"])
+        .agg(pl.col("counts").sum())
+        .sort([*key, "i"])
+        .group_by(key, maintain_order=True)
+        .agg(pl.col("counts"))
+    )
+    values = [explicit_quantile(b, c, q) for b, c in zip(merged["bounds"], merged["counts"], strict=True)]
+    out = merged.with_columns(
+        value=pl.Series(values, dtype=pl.Float64),
+        samples=pl.col("counts").list.sum().cast(pl.Int64),
+        kind=pl.lit(kind),
+    )
+    for column, dtype in SCHEMA.items():
+        if column not in out.columns:
+            out = out.with_columns(pl.lit(None, dtype).alias(column))
+    return out.select([pl.col(c).cast(t) for c, t in SCHEMA.items()]).sort(["service", "metric", "time"])
+
+
+def signals(
+    con: duckdb.DuckDBPyConnection,
+    kind: SignalKind,
+    window: Window,
+    *,
+    service: str | None = None,
+    operation: str | None = None,
+    span_kind: str | None = "SERVER",
+    status_class: Literal["ok", "error"] | None = "ok",
+    metric: str | None = None,
+    agg: Literal["mean", "last", "max", "min"] = "mean",
+) -> pl.DataFrame:
+    """One signal kind for every matching entity over ``window`` (schema in the module doc).
+
+    ``status_class`` applies to latency kinds only (None merges ok and error requests).
+    """
+    params: dict[str, object] = {"start": window.start, "end": window.end}
+    if kind in ("rate", "error_ratio") or kind.startswith("latency_"):
+        filt, extra = _filters(service_name=service, operation=operation, span_kind=span_kind)
+        return _span_signal(con, kind, window, filt, {**params, **extra}, status_class=status_class)
+    filt, extra = _filters(service_name=service, metric_name=metric)
+    params = {**params, **extra}
+    if kind.startswith("histogram_p"):
+        return _histogram_signal(con, kind, window, filt, params)
+    if kind == "gauge":
+        value = {"mean": "sum(value_mean * samples) / sum(samples)", "last": "arg_max(value_last, minute)",
+                 "max": "max(value_max)", "min": "min(value_min)"}[agg]  # fmt: skip
+        table = "rollup_gauges"
+        samples = "sum(samples)"
+    elif kind == "counter_rate":
+        value, table, samples = f"sum(delta) / {window.resolution_s}", "rollup_sums", "sum(points)"
+    elif kind == "log_rate":
+        filt, extra = _filters(service_name=service)
+        sql = (
+            f"SELECT {_bucket(window.resolution_s)} AS time, service_name AS service, severity_text AS operation, "
+            f"sum(count) / {window.resolution_s} AS value, sum(count) AS samples FROM rollup_logs "
+            f"WHERE minute >= $start AND minute < $end{filt} GROUP BY ALL"
+        )
+        return _frame(con, sql, {"start": window.start, "end": window.end, **extra}, kind)
+    else:
+        raise ValueError(f"unknown signal kind {kind!r}")
+    sql = (
+        f"SELECT {_bucket(window.resolution_s)} AS time, service_name AS service, metric_name AS metric, attributes, "
+        f"{value} AS value, {samples} AS samples FROM {table} WHERE minute >= $start AND minute < $end{filt} "
+        "GROUP BY ALL"
+    )
+    return _frame(con, sql, params, kind)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """The merged latency histogram of one entity over one bucket."""
+
+    time: datetime
+    service: str | None
+    operation: str
+    histogram: LogHistogram
+
+
+def distributions(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    *,
+    service: str | None = None,
+    operation: str | None = None,
+    span_kind: str | None = "SERVER",
+    status_class: Literal["ok", "error"] | None = "ok",
+) -> list[Distribution]:
+    """Latency histograms (ns) per entity and bucket; they merge and answer quantiles."""
+    filt, params = _filters(service_name=service, operation=operation, span_kind=span_kind, status_class=status_class)
+    sql = f"""
+        SELECT {_bucket(window.resolution_s)} AS time, service_name, operation,
+               flatten(list(hist_index)) AS idx, flatten(list(hist_counts)) AS n, sum(zero_count) AS zero
+        FROM rollup_spans WHERE minute >= $start AND minute < $end{filt}
+        GROUP BY ALL ORDER BY service_name, operation, time
+    """
+    rows = con.execute(sql, {"start": window.start, "end": window.end, **params}).fetchall()
+    return [
+        Distribution(
+            t, svc, op, LogHistogram.from_buckets(np.asarray(idx, np.int32), np.asarray(n, np.int64), int(zero))
+        )
+        for t, svc, op, idx, n, zero in rows
+    ]
