@@ -50,7 +50,7 @@ def test_store_from_a_newer_driftscope_is_refused(tmp_path: Path) -> None:
     con = duckdb.connect(str(path))
     con.execute("INSERT INTO schema_version (version) VALUES (?)", [SCHEMA_VERSION + 5])
     con.close()
-    with pytest.raises(StoreVersionError, match=f"version {SCHEMA_VERSION + 5} is newer"):
+    with pytest.raises(StoreVersionError, match=f"schema_version {SCHEMA_VERSION + 5} is newer"):
         Store(path)
     result = _cli(
         "serve",
