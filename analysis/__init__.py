@@ -6,7 +6,7 @@ histograms; ``analysis.baselines`` holds the robust baselines detectors compare 
 """
 
 from analysis.rollup import RollupConfig, RollupReport, rollup_all
-from analysis.series import Distribution, SignalKind, Window, data_window, distributions, signals
+from analysis.series import Distribution, SignalKind, Window, data_window, distributions, latency_quantiles, signals
 
 __all__ = [
     "Distribution",
@@ -16,6 +16,7 @@ __all__ = [
     "Window",
     "data_window",
     "distributions",
+    "latency_quantiles",
     "rollup_all",
     "signals",
 ]

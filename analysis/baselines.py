@@ -14,7 +14,8 @@ of earlier points, NaNs ignored:
 
 From the reference values it reports the median (``center``), the normal-consistent MAD
 (``spread`` = 1.4826 * median(|x - median|), Hampel 1974; Rousseeuw & Croux 1993, 1.4826 =
-1 / Phi^-1(3/4)), a quantile band (``lower``/``upper``, linear interpolation: Hyndman &
+1 / Phi^-1(3/4); floored at max(1e-3 * |center|, 1e-9) so a flat reference set does not
+give a zero scale), a quantile band (``lower``/``upper``, linear interpolation: Hyndman &
 Fan 1996 type 7, numpy's default) and ``support``, the number of reference values used.
 All of them are in the series' own unit, except ``support`` (a count). The robust z-score
 (Iglewicz & Hoaglin 1993) is ``(values - center) / spread``.
@@ -22,7 +23,9 @@ All of them are in the series' own unit, except ``support`` (a count). The robus
 Reference values are gathered with one fancy-index per chunk into a ``[series, times,
 references]`` block, sorted along the last axis (NaN sorts last, so the ``n`` present
 values are the first ``n``), and order statistics are read at per-point indices. Chunks
-bound the temporary memory to a few tens of MB whatever the input size.
+of 256 Ki reference values bound the temporary memory to a few MB whatever the input
+size; the outputs are the only full-size allocations. The time axis itself is not needed:
+the series is regular, so "k periods earlier" is "k * period points earlier".
 
 Seasonality is detected, not assumed: ``detect_seasonality`` checks each candidate period
 by the autocorrelation of the detrended series at that lag; ``auto_baseline`` gives
@@ -38,10 +41,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "DAY_S",
     "MAD_TO_SIGMA",
     "NESTED_PERIOD_MARGIN",
     "SPREAD_ABS_FLOOR",
     "SPREAD_REL_FLOOR",
+    "WEEK_S",
     "Baseline",
     "auto_baseline",
     "daily_baseline",
@@ -177,8 +182,8 @@ def _lagged_baseline(
     k = len(lags)
     max_lag = int(lags.max())
     padded = np.concatenate([np.full((n_series, max_lag), np.nan), x], axis=1)
-    stats = [np.full((n_series, n_times), np.nan) for _ in range(4)]
-    support = np.zeros((n_series, n_times), dtype=np.int64)
+    stats = [np.empty((n_series, n_times)) for _ in range(4)]  # the chunks below fill every element
+    support = np.empty((n_series, n_times), dtype=np.int64)
     times_per_chunk = max(1, min(n_times, _CHUNK_ELEMENTS // k))
     series_per_chunk = max(1, _CHUNK_ELEMENTS // (times_per_chunk * k))
     for s0 in range(0, n_series, series_per_chunk):
@@ -285,51 +290,67 @@ def weekly_baseline(
     )
 
 
+def _nanmedian_last(a: NDArray[np.float64], min_count: int = 1) -> NDArray[np.float64]:
+    """Median over the last axis, NaNs ignored; NaN where fewer than ``min_count`` values are present."""
+    count = a.shape[-1] - np.isnan(a).sum(axis=-1)
+    ordered = np.sort(a, axis=-1)
+    n = np.maximum(count, 1).astype(np.intp)
+    out = 0.5 * (_take(ordered, (n - 1) // 2) + _take(ordered, n // 2))
+    out[count < min_count] = np.nan
+    return out
+
+
 def _fill_along_time(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """``x`` with each NaN replaced by the nearest earlier value of its row, leading NaNs by the first value."""
     n_series, n_times = x.shape
-    rows = np.arange(n_series)[:, np.newaxis]
     valid = ~np.isnan(x)
     last = np.maximum.accumulate(np.where(valid, np.arange(n_times), -1), axis=1)
-    first = np.where(valid.any(axis=1), valid.argmax(axis=1), 0)[:, np.newaxis]
-    out: NDArray[np.float64] = x[rows, np.where(last >= 0, last, first)]
+    first = valid.argmax(axis=1)[:, np.newaxis]
+    out: NDArray[np.float64] = x[np.arange(n_series)[:, np.newaxis], np.where(last >= 0, last, first)]
     return out
 
 
 def _detrend(x: NDArray[np.float64], lag: int) -> NDArray[np.float64]:
-    """Residual of each row after a least-squares line and a centred moving average over ``lag`` points.
+    """Residual of each row around its level at the scale of one period of ``lag`` points, winsorised.
 
-    The line removes a linear trend exactly; the moving average over one full period
-    (the trend step of classical decomposition, Kendall & Stuart 1983; Hyndman &
-    Athanasopoulos, FPP3 sec. 3.4) removes slower non-linear level changes while averaging
-    any pattern of that period, or of a divisor of it, to a constant, so the pattern stays
-    in the residual. NaNs are left out of the averages (a window needs half its points);
-    only full windows are used, because partial windows at the ends would let the pattern
-    leak into the level, and the first and last full-window levels are held out to the
-    ends.
+    The level is a centred running median over one period, computed as the median of
+    k ~ 12 consecutive block medians of ~lag/12 points each (a remedian, Rousseeuw &
+    Bassett 1990; cheap and NaN-tolerant: a block median ignores NaNs, a window needs half
+    its blocks). Over a whole period a pattern of that period (or of a divisor of it)
+    has a constant median, so it stays in the residual, while trends and level shifts go
+    to the level (a running median keeps a step a step, where a moving average or a
+    fitted line would smear it into a ramp that looks periodic over two cycles). Levels
+    are interpolated linearly between window centres; before the first and after the last
+    full window they are extrapolated with the median slope between consecutive levels,
+    so a trend continues to the ends and a one-off shift does not tilt them. Residuals
+    are clipped to median +- 4 * 1.4826 * MAD so that a few spikes cannot mask (or fake)
+    a correlation. All-NaN when the series has less than one period plus one block.
     """
-    n_times = x.shape[1]
+    n_series, n_times = x.shape
+    block = max(1, lag // 12)
+    k = max(1, round(lag / block))
+    n_blocks = -(-n_times // block)
+    if n_blocks < k + 1:
+        return np.full_like(x, np.nan)
+    padded = np.full((n_series, n_blocks * block), np.nan)
+    padded[:, :n_times] = x
+    block_median = _nanmedian_last(padded.reshape(n_series, n_blocks, block))
+    starts = np.arange(n_blocks) * block
+    block_centre = (starts + np.minimum(starts + block, n_times) - 1) / 2.0
+    windows = np.lib.stride_tricks.sliding_window_view(block_median, k, axis=1)
+    level = _fill_along_time(_nanmedian_last(windows, min_count=max(1, k // 2)))
+    level_t = (block_centre[: n_blocks - k + 1] + block_centre[k - 1 :]) / 2.0
+    slope = np.nan_to_num(_nanmedian_last(np.diff(level, axis=1) / np.diff(level_t)))
     t = np.arange(n_times, dtype=np.float64)
-    present = ~np.isnan(x)
-    count = np.maximum(present.sum(axis=1), 1)
-    t_mean = (present * t).sum(axis=1) / count
-    x_mean = np.where(present, x, 0.0).sum(axis=1) / count
-    dt = np.where(present, t - t_mean[:, np.newaxis], 0.0)
-    dx = np.where(present, x - x_mean[:, np.newaxis], 0.0)
-    sxx = (dt * dt).sum(axis=1)
-    slope = np.divide((dt * dx).sum(axis=1), sxx, out=np.zeros_like(sxx), where=sxx > 0)
-    resid = x - (x_mean[:, np.newaxis] + slope[:, np.newaxis] * (t - t_mean[:, np.newaxis]))
-    zero = np.zeros((x.shape[0], 1))
-    csum = np.concatenate([zero, np.cumsum(np.where(present, resid, 0.0), axis=1)], axis=1)
-    ccount = np.concatenate([zero, np.cumsum(present, axis=1, dtype=np.float64)], axis=1)
-    window_sum = csum[:, lag:] - csum[:, :-lag]  # window [i, i + lag), centred at i + lag // 2
-    window_count = ccount[:, lag:] - ccount[:, :-lag]
-    enough = window_count >= max(1, lag // 2)
-    level = np.full_like(resid, np.nan)
-    level[:, lag // 2 : lag // 2 + window_sum.shape[1]] = np.where(
-        enough, window_sum / np.maximum(window_count, 1), np.nan
-    )
-    out: NDArray[np.float64] = resid - _fill_along_time(level)
+    pos = np.interp(t, level_t, np.arange(len(level_t), dtype=np.float64))  # fractional index, clamped
+    j0 = np.floor(pos).astype(np.intp)
+    j1 = np.minimum(j0 + 1, len(level_t) - 1)
+    w = pos - j0
+    beyond = np.minimum(t - level_t[0], 0.0) + np.maximum(t - level_t[-1], 0.0)
+    resid = x - (level[:, j0] * (1.0 - w) + level[:, j1] * w + slope[:, np.newaxis] * beyond)
+    center = _nanmedian_last(resid)[:, np.newaxis]
+    reach = 4.0 * MAD_TO_SIGMA * _nanmedian_last(np.abs(resid - center))[:, np.newaxis]
+    out: NDArray[np.float64] = np.where(reach > 0, np.clip(resid, center - reach, center + reach), resid)
     return out
 
 
@@ -386,18 +407,19 @@ def detect_seasonality(
     """Return the seasonal period of a 1-D series in seconds, or None when it has none.
 
     For each candidate period (seconds; lag = period // ``resolution_s`` points, at least
-    2) that the series spans at least ``min_cycles`` times, the series is detrended (a
-    least-squares line, then a centred moving average over one period, see ``_detrend``)
-    and its autocorrelation at that lag is the Pearson correlation over the pairs
+    2) that the series spans at least ``min_cycles`` times, the series is detrended (minus
+    a centred running median over one period, residuals winsorised; see ``_detrend``) and
+    its autocorrelation at that lag is the Pearson correlation over the pairs
     ``(r_t, r_t+lag)`` where both are present (NaN gaps are skipped, not filled; at least
     20 pairs). The answer is the candidate with the highest autocorrelation above
     ``min_acf``, with one exception for nested periods: a pattern of period P also repeats
     at every multiple of P, so a candidate that is a multiple of a shorter winner must beat
     its autocorrelation by ``NESTED_PERIOD_MARGIN`` (0.1) to replace it (a daily pattern
     stays daily; a weekday/weekend pattern becomes weekly). ACF-based period detection as
-    in Box & Jenkins (1976) and Wang, Smith & Hyndman (2006). With only ``min_cycles`` = 2
-    cycles the estimate is noisy for strongly autocorrelated series (a random walk passes
-    at the longest lag in roughly one case in ten); raise ``min_cycles`` to be stricter.
+    in Box & Jenkins (1976) and Wang, Smith & Hyndman (2006). Over only two cycles the
+    estimate is noisy for strongly autocorrelated series: a random walk passes at the
+    longest lag about one time in five over two cycles, one in twenty over three; raise
+    ``min_cycles`` to be stricter.
     """
     if np.ndim(values) != 1:
         raise ValueError("detect_seasonality takes one 1-D series; use detect_seasonality_per_series for 2-D")

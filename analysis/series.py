@@ -14,6 +14,11 @@ metric          String (nullable)   metric name (metric signals)
 attributes      String (nullable)   metric point attributes as JSON (metric signals)
 value           Float64             the signal's value (units below)
 samples         Int64               requests, points or log records behind the value
+error_bound     Float64 (nullable)  stated relative error of ``value``: ALPHA (0.01) for
+                                    latency quantiles; for histogram metrics the largest
+                                    re-bucketing error when series' bounds differ (0.0
+                                    when they are equal; the bucket interpolation itself
+                                    is Prometheus', whose error is the bucket width)
 ==============  ==================  =====================================================
 
 Kinds and units: ``rate`` (requests/s), ``error_ratio`` (0..1), ``latency_p50`` /
@@ -25,7 +30,9 @@ interpolation over the merged explicit buckets), ``gauge`` (the metric's unit, `
 mean | last | max | min), ``counter_rate`` (increase per second), ``log_rate`` (records
 per second, per severity in ``operation``).
 
-Nothing here reads the wall clock: windows come from the caller or from the data.
+Rows come in no particular order (sorting 10 M rows by string keys costs seconds; sort
+what you need). Nothing here reads the wall clock: windows come from the caller or from
+the data.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from analysis.histogram import GAMMA, LN_GAMMA, LogHistogram, explicit_quantile
+from analysis.histogram import ALPHA, GAMMA, LN_GAMMA, LogHistogram, explicit_quantile, merge_explicit
 from collector.store import fetch_arrow
 
 SignalKind = Literal[
@@ -65,6 +72,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "attributes": pl.String(),
     "value": pl.Float64(),
     "samples": pl.Int64(),
+    "error_bound": pl.Float64(),
 }
 
 
@@ -103,19 +111,22 @@ def _filters(**equal: str | None) -> tuple[str, dict[str, object]]:
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object], kind: str) -> pl.DataFrame:
-    frame = pl.from_arrow(fetch_arrow(con, sql, params))
-    assert isinstance(frame, pl.DataFrame)
-    out = frame.with_columns(kind=pl.lit(kind))
-    for column, dtype in SCHEMA.items():
-        if column not in out.columns:
-            out = out.with_columns(pl.lit(None, dtype).alias(column))
-    return out.select([pl.col(c).cast(t) for c, t in SCHEMA.items()]).sort(["service", "operation", "metric", "time"])
+    # A cursor of its own: signals read committed rollups, and DuckDB's direct polars
+    # export (no Arrow copy) refuses to run beside another open result of a connection.
+    frame: pl.DataFrame = con.cursor().sql(sql, params=params).pl()
+    missing = [pl.lit(None, dtype).alias(c) for c, dtype in SCHEMA.items() if c not in frame.columns and c != "kind"]
+    out = frame.with_columns(pl.lit(kind).alias("kind"), *missing)
+    return out.select([pl.col(c).cast(t) for c, t in SCHEMA.items()])
 
 
 def _quantile_from_buckets(q: float) -> str:
     rank = f"ceil({q} * (total - 1))"
     pick = f"arg_min(coalesce(bucket, -2147483648), cum) FILTER (WHERE cum > {rank})"
     return f"CASE WHEN {pick} = -2147483648 THEN 0.0 ELSE 2 * exp({pick} * {LN_GAMMA!r}) / {GAMMA + 1!r} END"
+
+
+def _with_bound(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    return frame.with_columns(error_bound=pl.lit(ALPHA if kind.startswith("latency_") else None, pl.Float64))
 
 
 def _span_signal(
@@ -135,17 +146,34 @@ def _span_signal(
             f"sum(count) AS samples {base} GROUP BY ALL"
         )
         return _frame(con, sql, params, kind)
+    q = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}[kind]
+    sql, params = _latency_sql(w, filt, params, status_class, (q,))
+    return _frame(con, sql.replace(f"AS {_qname(q)}", "AS value"), params, kind)
+
+
+def _qname(q: float) -> str:
+    return f"p{round(q * 100):02d}"
+
+
+PRECOMPUTED = {0.5: "p50_ns", 0.9: "p90_ns", 0.95: "p95_ns", 0.99: "p99_ns"}
+
+
+def _latency_sql(
+    w: Window, filt: str, params: dict[str, object], status_class: str | None, qs: tuple[float, ...]
+) -> tuple[str, dict[str, object]]:
+    """SQL for latency quantiles ``qs`` (columns p50, p95, ...) per bucket and entity."""
+    base = f"FROM rollup_spans WHERE minute >= $start AND minute < $end{filt}"
     status = "" if status_class is None else " AND status_class = $status_class"
     if status_class is not None:
         params = {**params, "status_class": status_class}
-    q = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}[kind]
-    if w.resolution_s == 60 and status_class is not None:
-        # one rollup row per minute and entity: its precomputed quantile is the answer
-        sql = (
-            f"SELECT minute AS time, service_name AS service, operation, {kind.replace('latency_', '')}_ns AS value, "
-            f"count AS samples {base}{status}"
+    if w.resolution_s == 60 and status_class is not None and all(q in PRECOMPUTED for q in qs):
+        # one rollup row per minute and entity: its precomputed quantiles are the answer
+        cols = ", ".join(f"{PRECOMPUTED[q]} AS {_qname(q)}" for q in qs)
+        return (
+            f"SELECT minute AS time, service_name AS service, operation, {cols}, count AS samples {base}{status}",
+            params,
         )
-        return _frame(con, sql, params, kind)
+    cols = ", ".join(f"{_quantile_from_buckets(q)} AS {_qname(q)}" for q in qs)
     sql = f"""
         WITH b AS (
             SELECT {_bucket(w.resolution_s)} AS time, service_name AS service, operation, u.bucket, sum(u.n) AS n
@@ -159,10 +187,30 @@ def _span_signal(
                                 ROWS UNBOUNDED PRECEDING) AS cum
             FROM b
         )
-        SELECT time, service, operation, {_quantile_from_buckets(q)} AS value, sum(n) AS samples
+        SELECT time, service, operation, {cols}, sum(n) AS samples
         FROM w GROUP BY time, service, operation
     """
-    return _frame(con, sql, params, kind)
+    return sql, params
+
+
+def latency_quantiles(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
+    *,
+    service: str | None = None,
+    operation: str | None = None,
+    span_kind: str | None = "SERVER",
+    status_class: Literal["ok", "error"] | None = "ok",
+) -> pl.DataFrame:
+    """Several latency quantiles (ns) in one read: columns time, service, operation,
+    p50/p95/... (one per quantile), samples. Same estimator and bound as ``signals``."""
+    filt, extra = _filters(service_name=service, operation=operation, span_kind=span_kind)
+    sql, params = _latency_sql(
+        window, filt, {"start": window.start, "end": window.end, **extra}, status_class, quantiles
+    )
+    frame: pl.DataFrame = con.cursor().sql(sql, params=params).pl()
+    return frame.with_columns(pl.col("time").cast(pl.Datetime("us", "UTC")))
 
 
 def _histogram_signal(
@@ -187,16 +235,34 @@ def _histogram_signal(
         .group_by(key, maintain_order=True)
         .agg(pl.col("counts"))
     )
-    values = [explicit_quantile(b, c, q) for b, c in zip(merged["bounds"], merged["counts"], strict=True)]
-    out = merged.with_columns(
-        value=pl.Series(values, dtype=pl.Float64),
-        samples=pl.col("counts").list.sum().cast(pl.Int64),
-        kind=pl.lit(kind),
-    )
+    # Series of one metric with different bounds: re-bucket onto the most common bounds.
+    rows: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, float]] = {}
+    for t, svc, metric, bounds, counts in merged.iter_rows():
+        key_ = (t, svc, metric)
+        b, c = np.asarray(bounds, dtype=float), np.asarray(counts, dtype=np.int64)
+        if key_ not in rows:
+            rows[key_] = (b, c, 0.0)
+            continue
+        kb, kc, err = rows[key_]
+        if c.sum() > kc.sum():  # keep the bounds of the bigger share, move the smaller one
+            kb, kc, b, c = b, c, kb, kc
+        mb, mc, e = merge_explicit(kb, kc, b, c)
+        rows[key_] = (mb, mc, max(err, e))
+    out = pl.DataFrame(
+        {
+            "time": [k[0] for k in rows],
+            "service": [k[1] for k in rows],
+            "metric": [k[2] for k in rows],
+            "value": [explicit_quantile(b, c, q) for b, c, _ in rows.values()],
+            "samples": [int(c.sum()) for _, c, _ in rows.values()],
+            "error_bound": [e for _, _, e in rows.values()],
+        },
+        schema_overrides={"value": pl.Float64, "samples": pl.Int64, "error_bound": pl.Float64},
+    ).with_columns(kind=pl.lit(kind))
     for column, dtype in SCHEMA.items():
         if column not in out.columns:
             out = out.with_columns(pl.lit(None, dtype).alias(column))
-    return out.select([pl.col(c).cast(t) for c, t in SCHEMA.items()]).sort(["service", "metric", "time"])
+    return out.select([pl.col(c).cast(t) for c, t in SCHEMA.items()])
 
 
 def signals(
@@ -218,7 +284,8 @@ def signals(
     params: dict[str, object] = {"start": window.start, "end": window.end}
     if kind in ("rate", "error_ratio") or kind.startswith("latency_"):
         filt, extra = _filters(service_name=service, operation=operation, span_kind=span_kind)
-        return _span_signal(con, kind, window, filt, {**params, **extra}, status_class=status_class)
+        frame = _span_signal(con, kind, window, filt, {**params, **extra}, status_class=status_class)
+        return _with_bound(frame, kind)
     filt, extra = _filters(service_name=service, metric_name=metric)
     params = {**params, **extra}
     if kind.startswith("histogram_p"):

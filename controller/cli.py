@@ -212,3 +212,19 @@ def simulate(
     if labels_path:
         labels_path.write_text(orjson.dumps(summary.truth.to_dict(), option=orjson.OPT_INDENT_2).decode())
         click.echo(f"ground truth: {labels_path} ({len(summary.truth.faults)} faults)")
+
+
+@main.command(name="rollup")
+@_common
+def rollup_cmd(config_path: str | None, store_path: str | None) -> None:
+    """Bring the per-minute rollups up to date (the service schedules this every minute)."""
+    from analysis import rollup_all
+
+    store = Store(_settings(config_path, store_path).store)
+    try:
+        reports = rollup_all(store.cursor())
+    finally:
+        store.close()
+    for r in reports:
+        window = f"{r.start} .. {r.end}" if r.start else "no data"
+        click.echo(f"{r.source:22s} {window:45s} {r.rows_written:>9,d} rows  late {r.late_rows:,d}  {r.seconds:.2f} s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -13,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from analysis import RollupConfig, Window, distributions, rollup_all, signals
+from analysis import RollupConfig, Window, distributions, latency_quantiles, rollup_all, signals
 from analysis.histogram import ALPHA
 from collector.store import Store, fetch_arrow
 from simulator.run import DEFAULT_START_NS, simulate
@@ -181,3 +182,39 @@ def test_deploy_markers_record_first_sighting(tmp_path: Path) -> None:
     old = con.execute("SELECT count(*) FROM deploy_markers WHERE service_version = '5.1.2'").fetchone()
     assert old == (1,)
     st.close()
+
+
+@pytest.mark.parametrize("resolution_s", [60, 300])
+def test_wide_latency_quantiles_equal_single_signals(store: Store, resolution_s: int) -> None:
+    con = store.cursor()
+    rollup_all(con)
+    w = _window(con, resolution_s)
+    wide = latency_quantiles(con, w, (0.5, 0.95, 0.99), service="api").sort(["operation", "time"])
+    assert wide.height > 0
+    for q, column in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        single = signals(con, f"latency_p{round(q * 100)}", w, service="api").sort(["operation", "time"])  # type: ignore[arg-type]
+        assert wide[column].to_list() == single["value"].to_list()
+        assert (single["error_bound"] == ALPHA).all()
+
+
+def test_histogram_series_with_different_bounds_merge_with_a_stated_error(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "h.duckdb"))
+    from analysis.rollup import ensure_schema
+
+    ensure_schema(con)
+    rows = [
+        ([1.0, 2.0, 4.0], [10, 10, 10, 0]),
+        ([1.0, 2.0, 4.0], [0, 5, 5, 0]),
+        ([1.5, 3.0], [4, 4, 0]),
+    ]
+    for bounds, counts in rows:
+        con.execute(
+            "INSERT INTO rollup_histograms VALUES (TIMESTAMP '2026-03-02 00:00', 'm', 'svc', '{}', ?, ?, ?, 0, 0)",
+            [bounds, counts, sum(counts)],
+        )
+    frame = signals(con, "histogram_p50", Window(datetime(2026, 3, 2), datetime(2026, 3, 2, 0, 1), 60), metric="m")
+    assert frame.height == 1
+    row = frame.row(0, named=True)
+    assert row["samples"] == 48  # every count kept
+    assert 1.0 <= row["value"] <= 4.0
+    assert row["error_bound"] > 0  # bounds differed: the re-bucketing error is stated
