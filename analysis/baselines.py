@@ -435,7 +435,8 @@ def auto_baseline(values: ArrayLike, *, resolution_s: int, trailing_window: int 
     A series with detected period P seconds gets ``seasonal_baseline`` with period P //
     ``resolution_s`` points and as many seasons as are available before each point, at
     most 7 for a daily period and 4 for a weekly one (28 days // P, capped at 7), with the
-    default ``min_support`` (3), so its first 3 periods are NaN. Other series get
+    default ``min_support`` (3); until 3 whole periods exist its points take the trailing
+    baseline instead (so a seasonal series is never without a baseline). Other series get
     ``trailing_baseline`` with ``trailing_window`` points (default 60) and ``min_support``
     = min(10, window). Series sharing a method are computed together. ``method`` is the
     common method string when all series share one, else ``mixed``; ``series_methods``
@@ -455,6 +456,17 @@ def auto_baseline(values: ArrayLike, *, resolution_s: int, trailing_window: int 
         else:
             seasons = max(1, min(7, 28 * DAY_S // period_s))
             part = seasonal_baseline(x[rows], period=period_s // resolution_s, seasons=seasons)
+            # Until enough whole periods exist, the trailing baseline stands in.
+            early = trailing_baseline(x[rows], window=window, min_support=min(10, window))
+            missing = np.isnan(part.center)
+            part = Baseline(
+                center=np.where(missing, early.center, part.center),
+                spread=np.where(missing, early.spread, part.spread),
+                lower=np.where(missing, early.lower, part.lower),
+                upper=np.where(missing, early.upper, part.upper),
+                support=np.where(missing, early.support, part.support),
+                method=part.method,
+            )
         for out, got in zip(stats, (part.center, part.spread, part.lower, part.upper), strict=True):
             out[rows] = got
         support[rows] = part.support

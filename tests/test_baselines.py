@@ -172,8 +172,8 @@ def test_trailing_matches_naive_and_stacks(x: NDArray[np.float64], window: int, 
 def test_seasonal_matches_naive_and_stacks(
     x: NDArray[np.float64], period: int, seasons: int, tolerance: int, band: tuple[float, float]
 ) -> None:
-    lags = sorted({k * period + d for k in range(1, seasons + 1) for d in range(-tolerance, tolerance + 1)} - {0})
-    lags = [lag for lag in lags if lag >= 1]
+    offsets = {k * period + d for k in range(1, seasons + 1) for d in range(-tolerance, tolerance + 1)}
+    lags = sorted(lag for lag in offsets if lag >= 1)
     b2 = seasonal_baseline(x, period=period, seasons=seasons, tolerance=tolerance, min_support=1, band=band)
     for i, row in enumerate(x):
         b1 = seasonal_baseline(row, period=period, seasons=seasons, tolerance=tolerance, min_support=1, band=band)
@@ -182,13 +182,15 @@ def test_seasonal_matches_naive_and_stacks(
             np.testing.assert_array_equal(got2[i], got1)
 
 
-def test_chunked_equals_unchunked(monkeypatch: pytest.MonkeyPatch) -> None:
+# 37: a few points of one series per chunk; 16_000: two whole series per chunk, the last one partial
+@pytest.mark.parametrize("chunk_elements", [37, 16_000])
+def test_chunked_equals_unchunked(monkeypatch: pytest.MonkeyPatch, chunk_elements: int) -> None:
     rng = np.random.default_rng(7)
     x = rng.normal(size=(5, 300))
     x[rng.random(x.shape) < 0.2] = NAN
     whole_t = trailing_baseline(x, window=25, min_support=5)
     whole_s = seasonal_baseline(x, period=40, seasons=3, tolerance=1)
-    monkeypatch.setattr(bl, "_CHUNK_ELEMENTS", 37)  # many partial chunks along both axes
+    monkeypatch.setattr(bl, "_CHUNK_ELEMENTS", chunk_elements)
     _assert_same(trailing_baseline(x, window=25, min_support=5), whole_t)
     _assert_same(seasonal_baseline(x, period=40, seasons=3, tolerance=1), whole_s)
 
@@ -270,6 +272,18 @@ def test_weekday_weekend_step_is_weekly_when_stronger(seed: int) -> None:
     assert detect_seasonality(weak_week, resolution_s=RES_S) == 86_400
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_level_shifts_and_spikes_are_not_seasonal(seed: int) -> None:
+    shift = 5.0 * (T > 7.3 * DAY)  # a deploy half-way: week 2 above week 1 is not a weekly cycle
+    assert detect_seasonality(shift + _noise(seed), resolution_s=RES_S) is None
+    assert detect_seasonality(0.01 * T + shift + _noise(seed), resolution_s=RES_S) is None
+    spikes = 30.0 * (np.random.default_rng(seed).random(N_14_DAYS) < 0.01)
+    assert detect_seasonality(spikes + _noise(seed), resolution_s=RES_S) is None
+    daily = np.sin(2 * np.pi * T / DAY) + _noise(seed, 0.5)
+    assert detect_seasonality(daily + spikes, resolution_s=RES_S) == 86_400  # spikes do not mask the cycle
+    assert detect_seasonality(daily + 3.0 * (T > 7.3 * DAY), resolution_s=RES_S) == 86_400
+
+
 def test_too_few_cycles_or_flat_gives_none() -> None:
     x = np.sin(2 * np.pi * T / DAY) + _noise(0, 0.1)
     assert detect_seasonality(x[: int(1.5 * DAY)], resolution_s=RES_S) is None  # fewer than 2 days
@@ -277,6 +291,15 @@ def test_too_few_cycles_or_flat_gives_none() -> None:
     assert detect_seasonality(np.full(N_14_DAYS, 3.0), resolution_s=RES_S) is None
     assert detect_seasonality(np.full(N_14_DAYS, NAN), resolution_s=RES_S) is None
     assert detect_seasonality(x, resolution_s=RES_S, min_acf=0.99) is None
+    # a period barely shorter than the series: no full window to estimate the level from
+    assert detect_seasonality(np.arange(36.0) % 5, resolution_s=1, candidates_s=(35,), min_cycles=1) is None
+
+
+def test_too_few_lagged_pairs_gives_none() -> None:
+    x = np.sin(2 * np.pi * T / DAY) + _noise(0, 0.01)
+    # even days only, plus 8 points of day 1: 16 pairs one day apart, 8 one week apart (< 20)
+    present = ((T // DAY) % 2 == 0) | ((T >= DAY + 100) & (T < DAY + 108))
+    assert detect_seasonality(np.where(present, x, NAN), resolution_s=RES_S) is None
 
 
 def test_detection_per_series_matches_one_at_a_time() -> None:
@@ -302,7 +325,14 @@ def test_auto_baseline_picks_per_series_and_stacks() -> None:
         assert one.method == b.series_methods[i]
         for got2, got1 in zip(_fields(b), _fields(one), strict=True):
             np.testing.assert_array_equal(got2[i], got1)
-    _assert_same(auto_baseline(daily, resolution_s=RES_S), seasonal_baseline(daily, period=DAY, seasons=7))
+    auto = auto_baseline(daily, resolution_s=RES_S)
+    seasonal = seasonal_baseline(daily, period=DAY, seasons=7)
+    trailing = trailing_baseline(daily, window=60)
+    for got, want_s, want_t in zip(_fields(auto), _fields(seasonal), _fields(trailing), strict=True):
+        # seasonal once 3 whole days exist; the trailing baseline stands in before that
+        np.testing.assert_allclose(got[3 * DAY :], want_s[3 * DAY :], rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(got[: 3 * DAY], want_t[: 3 * DAY], rtol=1e-12, equal_nan=True)
+    assert not np.isnan(auto.center[60 : 3 * DAY]).any()
     # seasons grow with the history: 3 references from day 3 on, 7 from day 7 on
     assert b.support[0, 3 * DAY] == 3
     assert b.support[0, 7 * DAY :].min() == 7
@@ -337,8 +367,8 @@ def test_zscore_nan_propagates_and_shape_is_checked() -> None:
     z = robust_zscore(x, b)
     assert np.isnan(z[[0, 1, 3, 4, 5]]).all()  # under 2 refs at 0, 1, 4, 5; value missing at 3
     assert z[2] == pytest.approx((3.0 - 1.5) / (1.4826 * 0.5))
-    with pytest.raises(ValueError, match="shape"):
-        robust_zscore(x[:-1], b)
+    with pytest.raises(ValueError, match="!= baseline shape"):
+        robust_zscore(np.stack([x, x]), b)  # would broadcast silently
 
 
 # -- bad arguments ----------------------------------------------------------------------
