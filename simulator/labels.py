@@ -95,7 +95,13 @@ def _expected(plan: Plan, f: Fault) -> tuple[str, str | None, list[ExpectedSigna
         out += [sig("latency_p50", c, "up") for c in sorted(_callers(plan, op))]
         return service, name, out
     if f.kind == "error_burst" and op is not None:
-        return service, name, [sig("error_ratio", op, "up")]
+        # failed calls fail their callers (no retries on the edge): symptoms upstream
+        callers = {
+            plan.sites[s.parent].op
+            for s in plan.sites
+            if s.op == op and s.parent >= 0 and s.call and s.call.prob >= 0.5 and s.call.retries == 0
+        }
+        return service, name, [sig("error_ratio", op, "up")] + [sig("error_ratio", c, "up") for c in sorted(callers)]
     if f.kind == "retry_storm" and op is not None:
         return service, name, [sig("error_ratio", op, "up"), sig("rate", op, "up")]
     if f.kind == "capacity_saturation":
