@@ -1,0 +1,86 @@
+"""Noise control across thousands of series: false-discovery rate, effect floors,
+persistence and a traffic floor, so a quiet system raises nothing.
+
+- Benjamini & Hochberg (1995), "Controlling the false discovery rate: a practical and
+  powerful approach to multiple testing", JRSS B: q-values over every (detector, series)
+  tested in a run, alarms or not, kept only when q <= ``fdr``.
+- Minimum effect sizes: relative for levels (latency, rate, gauges), absolute
+  percentage points for error ratios, relative change per day for slow drifts (a leak
+  adding 1 %/day is small at any instant and must still pass): a significant but tiny
+  change is not a finding.
+- Persistence: an alarm must hold for ``persistence`` consecutive points.
+- Noise floor: a series needs ``min_requests_per_hour`` requests behind it on average in
+  the window (a series with 3 requests an hour must not page anyone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detectors.base import Detection, SeriesBatch
+
+
+@dataclass(frozen=True)
+class NoiseControl:
+    """Thresholds applied to every detector's alarms (defaults need no tuning)."""
+
+    fdr: float = 0.01
+    """Target false-discovery rate per run (Benjamini-Hochberg)."""
+    min_relative_effect: float = 0.2
+    """Smallest relative change of a level worth reporting (0.2 = 20 %)."""
+    min_error_delta: float = 0.01
+    """Smallest change of an error ratio worth reporting (0.01 = 1 percentage point)."""
+    min_drift_per_day: float = 0.005
+    """Smallest sustained trend worth reporting (0.005 = 0.5 % per day), for drift alarms."""
+    persistence: int = 3
+    """Consecutive alerting points required."""
+    min_requests_per_hour: float = 60.0
+    """Average requests (or points) per hour behind a series in the window."""
+
+
+def benjamini_hochberg(p_values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """q-values (BH-adjusted p-values, monotone, capped at 1) in the input order."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * m / np.arange(1, m + 1)
+    q_sorted = np.minimum.accumulate(ranked[::-1])[::-1]
+    q = np.empty(m)
+    q[order] = np.minimum(q_sorted, 1.0)
+    return q
+
+
+def longest_run(alert: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Length of the longest run of True per row (points)."""
+    n, t = alert.shape
+    best = np.zeros(n, dtype=np.int64)
+    run = np.zeros(n, dtype=np.int64)
+    for j in range(t):  # vectorised over series; t steps
+        run = np.where(alert[:, j], run + 1, 0)
+        best = np.maximum(best, run)
+    return best
+
+
+def candidates(batch: SeriesBatch, det: Detection, control: NoiseControl) -> NDArray[np.bool_]:
+    """Series whose alarm passes the effect, persistence and traffic floors (before FDR)."""
+    ws = batch.window_start
+    in_window = det.alert[:, ws:]
+    persistent = longest_run(in_window) >= control.persistence
+    hours = max(in_window.shape[1] * batch.resolution_s / 3600.0, 1e-9)
+    traffic = np.nansum(batch.samples[:, ws:], axis=1) / hours >= control.min_requests_per_hour
+    if batch.keys and batch.keys[0].kind == "error_ratio":
+        delta = det.details.get("delta_pp", det.after - det.before)
+        big = np.abs(np.nan_to_num(delta)) >= control.min_error_delta
+    else:
+        big = np.abs(np.nan_to_num(det.effect)) >= control.min_relative_effect
+    if "alarm_kind" in det.details and "trend_per_day" in det.details:  # drifts are judged on their slope
+        drift = det.details["alarm_kind"] == 2.0
+        steep = np.abs(np.nan_to_num(det.details["trend_per_day"])) >= control.min_drift_per_day
+        big = np.where(drift, steep, big)
+    result: NDArray[np.bool_] = persistent & traffic & big & (det.change_index >= ws)
+    return result

@@ -1,0 +1,244 @@
+"""One detection run: signals -> aligned batches with baselines -> every detector ->
+noise control (effect, persistence, traffic floors, Benjamini-Hochberg) -> Findings.
+
+``detect(con, window)`` reads rollups through ``analysis`` only; it does not write (the
+caller persists with ``detectors.findings.write_findings``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from analysis import Window, distributions, signals
+from analysis.baselines import auto_baseline
+from analysis.histogram import LogHistogram
+from detectors.base import Detection, Detector, SeriesBatch, SignalKey, applies
+from detectors.findings import Finding, Severity, effect_text
+from detectors.noise import NoiseControl, benjamini_hochberg, candidates
+from detectors.registry import DETECTORS, RetryFeedback
+
+SPAN_KINDS = ("rate", "error_ratio", "latency_p50", "latency_p99")
+METRIC_KINDS = ("gauge", "histogram_p50")
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    history_s: int = 7 * 86_400
+    """History before the window that baselines learn from, seconds."""
+    resolution_s: int = 60
+    kinds: tuple[str, ...] = SPAN_KINDS + METRIC_KINDS
+    detectors: tuple[str, ...] = ()
+    """Detector names to run (empty = all)."""
+    noise: NoiseControl = field(default_factory=NoiseControl)
+
+
+def _grid(window: Window) -> np.ndarray:
+    start = np.datetime64(window.start, "ns").astype(np.int64)
+    end = np.datetime64(window.end, "ns").astype(np.int64)
+    step = window.resolution_s * 1_000_000_000
+    return np.arange(start, end, step, dtype=np.int64)
+
+
+def build_batch(con: duckdb.DuckDBPyConnection, kind: str, window: Window, history_s: int) -> SeriesBatch | None:
+    """Every entity's series of ``kind`` over history + window, aligned on one grid."""
+    full = Window(window.start - timedelta(seconds=history_s), window.end, window.resolution_s)
+    frame = signals(con, kind, full)  # type: ignore[arg-type]
+    if frame.height == 0:
+        return None
+    grid = _grid(full)
+    frame = frame.with_columns(
+        t=((pl.col("time").dt.epoch("ns") - int(grid[0])) // (window.resolution_s * 1_000_000_000)).cast(pl.Int64)
+    ).filter(pl.col("t").is_between(0, len(grid) - 1))
+    entity_cols = ["service", "operation", "metric", "attributes"]
+    entities = frame.select(entity_cols).unique(maintain_order=False).sort(entity_cols, nulls_last=True)
+    entities = entities.with_row_index("e")
+    frame = frame.join(entities, on=entity_cols, how="left", nulls_equal=True)
+    n, t = entities.height, len(grid)
+    values = np.full((n, t), np.nan)
+    samples = np.zeros((n, t))
+    e_idx = frame["e"].to_numpy().astype(np.int64)
+    t_idx = frame["t"].to_numpy()
+    values[e_idx, t_idx] = frame["value"].to_numpy()
+    samples[e_idx, t_idx] = frame["samples"].fill_null(0).to_numpy()
+    keys = [
+        SignalKey(kind, r["service"], r["operation"], r["metric"], r["attributes"])
+        for r in entities.iter_rows(named=True)
+    ]
+    window_start = int(np.searchsorted(grid, np.datetime64(window.start, "ns").astype(np.int64)))
+    errors = values * samples if kind == "error_ratio" else None
+    current = reference = None
+    if kind.startswith("latency_"):
+        current, reference = _histograms(con, keys, full, window)
+    return SeriesBatch(
+        keys=keys,
+        times_ns=grid,
+        values=values,
+        samples=samples,
+        resolution_s=window.resolution_s,
+        baseline=auto_baseline(values, resolution_s=window.resolution_s),
+        errors=np.nan_to_num(errors) if errors is not None else None,
+        current=current,
+        reference=reference,
+        window_start=window_start,
+    )
+
+
+def _histograms(
+    con: duckdb.DuckDBPyConnection, keys: list[SignalKey], full: Window, window: Window
+) -> tuple[list[LogHistogram], list[LogHistogram]]:
+    """Per series, the merged latency histogram of the window and of the history."""
+    hour = Window(full.start, full.end, 3600)
+    current: dict[tuple[str | None, str | None], list[LogHistogram]] = {}
+    reference: dict[tuple[str | None, str | None], list[LogHistogram]] = {}
+    for d in distributions(con, hour):
+        side = current if d.time >= window.start else reference
+        side.setdefault((d.service, d.operation), []).append(d.histogram)
+    empty = LogHistogram.empty()
+    cur = [LogHistogram.merge_all(current.get((k.service, k.operation), [empty])) for k in keys]
+    ref = [LogHistogram.merge_all(reference.get((k.service, k.operation), [empty])) for k in keys]
+    return cur, ref
+
+
+def _severity(kind: str, det: Detection, i: int, q: float) -> Severity:
+    if kind == "error_ratio":
+        size = abs(float(np.nan_to_num(det.after[i] - det.before[i])))
+        big, medium = size >= 0.05, size >= 0.02
+    else:
+        size = abs(float(np.nan_to_num(det.effect[i])))
+        big, medium = size >= 1.0, size >= 0.5
+    if big and q < 1e-6:
+        return "critical"
+    return "warning" if medium or big else "info"
+
+
+def _optional(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+@dataclass
+class _Test:
+    detector: str
+    batch: SeriesBatch
+    detection: Detection
+    passing: np.ndarray
+
+
+def detect(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    config: DetectionConfig | None = None,
+    errors: list[str] | None = None,
+) -> list[Finding]:
+    """Findings for ``window`` (data time), every detector over every signal kind.
+
+    A detector that fails on a batch costs only its own results: the failure is appended
+    to ``errors`` (when given) and the run goes on with the others.
+    """
+    config = config or DetectionConfig()
+    chosen: list[Detector] = [d for d in DETECTORS if not config.detectors or d.name in config.detectors]
+    tests: list[_Test] = []
+    batches: dict[str, SeriesBatch] = {}
+    for kind in config.kinds:
+        batch = build_batch(con, kind, window, config.history_s)
+        if batch is None:
+            continue
+        batches[kind] = batch
+        for det in chosen:
+            if applies(det, kind):
+                try:
+                    result = det.detect(batch)
+                except Exception as exc:  # one detector's bug must not hide the others' findings
+                    if errors is not None:
+                        errors.append(f"{det.name} on {kind}: {type(exc).__name__}: {exc}")
+                    continue
+                tests.append(_Test(det.name, batch, result, candidates(batch, result, config.noise)))
+    feedback = next((d for d in chosen if isinstance(d, RetryFeedback)), None)
+    if feedback is not None and "error_ratio" in batches and "rate" in batches:
+        err, rate = _paired(batches["error_ratio"], batches["rate"])
+        if err is not None and rate is not None:
+            result = feedback.detect_pair(err, rate)
+            tests.append(_Test(feedback.name, err, result, candidates(err, result, config.noise)))
+    if not tests:
+        return []
+    q_all = benjamini_hochberg(np.concatenate([t.detection.p_value for t in tests]))
+    findings: list[Finding] = []
+    offset = 0
+    for test in tests:
+        found, batch = test.detection, test.batch
+        q = q_all[offset : offset + len(found.p_value)]
+        offset += len(found.p_value)
+        for i in np.flatnonzero(test.passing & (q <= config.noise.fdr)):
+            key = batch.keys[i]
+            change = int(found.change_index[i])
+            before, after, effect = _optional(found.before[i]), _optional(found.after[i]), _optional(found.effect[i])
+            findings.append(
+                Finding(
+                    detector=test.detector,
+                    signal=key,
+                    window_start_ns=int(batch.times_ns[batch.window_start]),
+                    window_end_ns=int(batch.times_ns[-1]) + batch.resolution_s * 1_000_000_000,
+                    change_ns=int(batch.times_ns[change]) if change >= 0 else None,
+                    severity=_severity(key.kind, found, int(i), float(q[i])),
+                    score=float(np.nanmax(found.score[i, batch.window_start :], initial=0.0)),
+                    effect=effect,
+                    effect_text=effect_text(key.kind, before, after, effect),
+                    before=before,
+                    after=after,
+                    p_value=float(found.p_value[i]),
+                    q_value=float(q[i]),
+                    evidence={
+                        "details": {k: _optional(float(v[i])) for k, v in found.details.items()},
+                        "signal": key.label(),
+                        "sql": _reproduce_sql(key, batch),
+                    },
+                )
+            )
+    return findings
+
+
+def _paired(err: SeriesBatch, rate: SeriesBatch) -> tuple[SeriesBatch | None, SeriesBatch | None]:
+    """The error-ratio and rate batches restricted to entities present in both, same order."""
+    index = {(k.service, k.operation): i for i, k in enumerate(rate.keys)}
+    pairs = [(i, index[(k.service, k.operation)]) for i, k in enumerate(err.keys) if (k.service, k.operation) in index]
+    if not pairs:
+        return None, None
+    ei = np.array([p[0] for p in pairs])
+    ri = np.array([p[1] for p in pairs])
+
+    def take(b: SeriesBatch, idx: np.ndarray) -> SeriesBatch:
+        base = b.baseline
+        sub_base = None
+        if base is not None:
+            sub_base = type(base)(
+                base.center[idx], base.spread[idx], base.lower[idx], base.upper[idx], base.support[idx], base.method
+            )
+        return SeriesBatch(
+            keys=[b.keys[i] for i in idx], times_ns=b.times_ns, values=b.values[idx], samples=b.samples[idx],
+            resolution_s=b.resolution_s, baseline=sub_base,
+            errors=b.errors[idx] if b.errors is not None else None, window_start=b.window_start,
+        )  # fmt: skip
+
+    return take(err, ei), take(rate, ri)
+
+
+def _reproduce_sql(key: SignalKey, batch: SeriesBatch) -> str:
+    """SQL over the raw tables that shows the signal around the change, minute by minute."""
+    start = int(batch.times_ns[0])
+    if key.kind in ("rate", "error_ratio") or key.kind.startswith("latency_"):
+        return (
+            "SELECT date_trunc('minute', start_time) AS minute, count(*) AS requests, "
+            "avg((status_code = 'ERROR')::INT) AS error_ratio, quantile_cont(duration_ns, 0.5) / 1e6 AS p50_ms, "
+            "quantile_cont(duration_ns, 0.99) / 1e6 AS p99_ms FROM spans "
+            f"WHERE service_name = '{key.service}' AND span_name = '{key.operation}' AND span_kind = 'SERVER' "
+            f"AND epoch_ns(start_time) >= {start} GROUP BY 1 ORDER BY 1"
+        )
+    return (
+        f"SELECT date_trunc('minute', time) AS minute, avg(value) FROM metric_points "
+        f"WHERE metric_name = '{key.metric}' AND service_name = '{key.service}' AND epoch_ns(time) >= {start} "
+        "GROUP BY 1 ORDER BY 1"
+    )

@@ -1,0 +1,91 @@
+"""Noise control: Benjamini-Hochberg q-values and the effect, persistence, traffic and drift floors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from detectors.base import Detection, SeriesBatch, SignalKey
+from detectors.noise import NoiseControl, benjamini_hochberg, candidates, longest_run
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=60))
+def test_bh_q_values_match_scipy_and_keep_the_order(ps: list[float]) -> None:
+    p = np.array(ps)
+    q = benjamini_hochberg(p)
+    np.testing.assert_allclose(q, stats.false_discovery_control(p, method="bh"), rtol=1e-12, atol=1e-15)
+    assert np.all(q >= p - 1e-15) and np.all(q <= 1.0)
+    order = np.argsort(p, kind="stable")
+    assert np.all(np.diff(q[order]) >= -1e-15)  # a smaller p never gets a larger q
+
+
+def test_bh_of_nothing_is_nothing() -> None:
+    assert benjamini_hochberg(np.array([])).size == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.booleans(), min_size=12, max_size=12), min_size=1, max_size=8))
+def test_longest_run_matches_a_plain_scan(rows: list[list[bool]]) -> None:
+    alert = np.array(rows)
+    expected = []
+    for row in rows:
+        best = run = 0
+        for a in row:
+            run = run + 1 if a else 0
+            best = max(best, run)
+        expected.append(best)
+    assert longest_run(alert).tolist() == expected
+
+
+def _batch(kind: str, samples_per_point: float, n: int = 4, t: int = 120) -> SeriesBatch:
+    keys = [SignalKey(kind, "svc", f"op{i}") for i in range(n)]
+    return SeriesBatch(
+        keys=keys,
+        times_ns=np.arange(t, dtype=np.int64) * 60_000_000_000,
+        values=np.ones((n, t)),
+        samples=np.full((n, t), samples_per_point),
+        resolution_s=60,
+        window_start=60,
+    )
+
+
+def _detection(effect: list[float], run: list[int], details: dict[str, list[float]] | None = None) -> Detection:
+    n, t = len(effect), 120
+    alert = np.zeros((n, t), dtype=bool)
+    for i, r in enumerate(run):
+        alert[i, 70 : 70 + r] = True
+    return Detection(
+        score=alert.astype(float),
+        alert=alert,
+        p_value=np.full(n, 1e-9),
+        change_index=np.where(np.array(run) > 0, 70, -1).astype(np.int64),
+        effect=np.array(effect),
+        before=np.ones(n),
+        after=1.0 + np.array(effect),
+        details={k: np.array(v) for k, v in (details or {}).items()},
+    )
+
+
+def test_floors_drop_small_short_and_thin_alarms() -> None:
+    control = NoiseControl()
+    det = _detection(effect=[0.5, 0.05, 0.5, -0.5], run=[10, 10, 2, 10])
+    assert candidates(_batch("latency_p99", 5.0), det, control).tolist() == [True, False, False, True]
+    # 3 requests an hour behind every series: nothing may page.
+    assert not candidates(_batch("latency_p99", 0.05), det, control).any()
+
+
+def test_error_ratio_is_judged_in_percentage_points() -> None:
+    det = _detection(effect=[9.0, 9.0], run=[10, 10], details={"delta_pp": [0.002, 0.03]})
+    assert candidates(_batch("error_ratio", 5.0, n=2), det, NoiseControl()).tolist() == [False, True]
+
+
+@pytest.mark.parametrize(("trend", "passes"), [(0.01, True), (-0.02, True), (0.001, False)])
+def test_a_drift_is_judged_on_its_slope_not_its_level(trend: float, passes: bool) -> None:
+    det = _detection(effect=[0.03], run=[10], details={"alarm_kind": [2.0], "trend_per_day": [trend]})
+    assert candidates(_batch("latency_p99", 5.0, n=1), det, NoiseControl()).tolist()[0] is passes
+    level = _detection(effect=[0.03], run=[10], details={"alarm_kind": [1.0], "trend_per_day": [trend]})
+    assert not candidates(_batch("latency_p99", 5.0, n=1), level, NoiseControl()).any()
