@@ -7,46 +7,20 @@ printed as one clear message with exit status 2.
 
 from __future__ import annotations
 
-import io
+import datetime as dt
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
+import numpy as np
 import orjson
 import polars as pl
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from collector.importer import import_files
 from collector.store import Store, StoreError, query_readonly
-from controller.config import ConfigError, Settings, load_config
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _common(func: F) -> F:
-    func = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")(
-        func
-    )
-    func = click.option(
-        "--store",
-        "store_path",
-        type=click.Path(dir_okay=False),
-        help="DuckDB store file [default: ./driftscope.duckdb].",
-    )(func)
-    return func
-
-
-def _settings(config_path: str | None, store_path: str | None, **overrides: Any) -> Settings:
-    if store_path:
-        overrides["store"] = store_path
-    try:
-        return load_config(config_path, **overrides)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+from controller.cli_support import common_options, format_table, parse_duration, settings_for
 
 
 class _Group(click.Group):
@@ -66,7 +40,7 @@ def main() -> None:
 
 
 @main.command()
-@_common
+@common_options
 @click.option("--otlp-http", help="OTLP/HTTP listen address [default: 127.0.0.1:4318].")
 @click.option("--otlp-grpc", help="OTLP/gRPC listen address [default: 127.0.0.1:4317].")
 @click.option("--http", "http_addr", help="API listen address [default: 127.0.0.1:8080].")
@@ -77,43 +51,30 @@ def serve(
     from controller.service import serve as run_service
 
     server = {k: v for k, v in {"otlp_http": otlp_http, "otlp_grpc": otlp_grpc, "http": http_addr}.items() if v}
-    settings = _settings(config_path, store_path, **({"server": server} if server else {}))
+    settings = settings_for(config_path, store_path, **({"server": server} if server else {}))
     try:
         run_service(settings)
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _format_table(table: pa.Table, fmt: str) -> str:
-    if fmt == "csv":
-        buf = io.BytesIO()
-        pa_csv.write_csv(table, buf)
-        return buf.getvalue().decode()
-    if fmt == "json":
-        return orjson.dumps(table.to_pylist(), default=str, option=orjson.OPT_INDENT_2).decode() + "\n"
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    with pl.Config(tbl_rows=200, tbl_cols=50, fmt_str_lengths=80, tbl_hide_dataframe_shape=True):
-        return f"{frame}\n({table.num_rows} rows)\n"
-
-
 @main.command()
-@_common
+@common_options
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def sql(config_path: str | None, store_path: str | None, query: str, fmt: str) -> None:
     """Run one read-only SQL query on the store and print the result."""
-    settings = _settings(config_path, store_path)
+    settings = settings_for(config_path, store_path)
     table = query_readonly(settings.store, query)
-    click.echo(_format_table(table, fmt), nl=False)
+    click.echo(format_table(table, fmt), nl=False)
 
 
 @main.command(name="import")
-@_common
+@common_options
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_cmd(config_path: str | None, store_path: str | None, files: tuple[Path, ...]) -> None:
     """Load OTLP JSON-lines files (the Collector's file exporter output)."""
-    settings = _settings(config_path, store_path)
+    settings = settings_for(config_path, store_path)
     store = Store(settings.store)
     total = sum(p.stat().st_size for p in files)
     started = time.perf_counter()
@@ -133,10 +94,10 @@ def import_cmd(config_path: str | None, store_path: str | None, files: tuple[Pat
 
 
 @main.command()
-@_common
+@common_options
 def retention(config_path: str | None, store_path: str | None) -> None:
     """Delete raw rows older than the configured retention, now."""
-    settings = _settings(config_path, store_path)
+    settings = settings_for(config_path, store_path)
     store = Store(settings.store)
     try:
         deleted = store.enforce_retention(settings.retention.seconds_by_table(), time.time_ns())
@@ -158,7 +119,7 @@ def scenarios() -> None:
 
 
 @main.command()
-@_common
+@common_options
 @click.option(
     "--scenario", "scenario_ref", required=True, help="Library name (see `driftscope scenarios`) or TOML file."
 )
@@ -195,7 +156,7 @@ def simulate(
     if otlp_url:
         sink: OtlpSink | StoreSink = OtlpSink(otlp_url)
     else:
-        store = Store(_settings(config_path, store_path).store)
+        store = Store(settings_for(config_path, store_path).store)
         sink = StoreSink(store)
     started = time.perf_counter()
     try:
@@ -215,12 +176,12 @@ def simulate(
 
 
 @main.command(name="rollup")
-@_common
+@common_options
 def rollup_cmd(config_path: str | None, store_path: str | None) -> None:
     """Bring the per-minute rollups up to date (the service schedules this every minute)."""
     from analysis import rollup_all
 
-    store = Store(_settings(config_path, store_path).store)
+    store = Store(settings_for(config_path, store_path).store)
     try:
         reports = rollup_all(store.cursor())
     finally:
@@ -228,3 +189,115 @@ def rollup_cmd(config_path: str | None, store_path: str | None) -> None:
     for r in reports:
         window = f"{r.start} .. {r.end}" if r.start else "no data"
         click.echo(f"{r.source:22s} {window:45s} {r.rows_written:>9,d} rows  late {r.late_rows:,d}  {r.seconds:.2f} s")
+
+
+@main.command()
+@common_options
+@click.option("--window", default="24h", show_default=True, help="Window under test, ending at the newest data.")
+@click.option("--history", default="7d", show_default=True, help="History the baselines learn from.")
+@click.option("--detectors", "names", default="", help="Comma-separated detector names (default: all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def detect(config_path: str | None, store_path: str | None, window: str, history: str, names: str, fmt: str) -> None:
+    """Roll up, run every detector over the window, write and print findings."""
+    from analysis import data_window, rollup_all
+    from detectors.findings import finding_dict, write_findings
+    from detectors.registry import BY_NAME
+    from detectors.run import DetectionConfig
+    from detectors.run import detect as run_detection
+
+    chosen = tuple(n for n in names.split(",") if n)
+    unknown = [n for n in chosen if n not in BY_NAME]
+    if unknown:
+        raise click.BadParameter(f"unknown detectors {unknown}; known: {', '.join(BY_NAME)}", param_hint="--detectors")
+    store = Store(settings_for(config_path, store_path).store)
+    try:
+        con = store.cursor()
+        rollup_all(con)
+        win = data_window(con, hours=parse_duration(window) / 3600)
+        failures: list[str] = []
+        found = run_detection(
+            con, win, DetectionConfig(history_s=int(parse_duration(history)), detectors=chosen), failures
+        )
+        for failure in failures:
+            click.echo(f"detector failed: {failure}", err=True)
+        end_ns = int(win.end.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+        counts = write_findings(con, found, now_ns=end_ns, resolve_after_s=1800)
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(orjson.dumps([finding_dict(f) for f in found], option=orjson.OPT_INDENT_2, default=str).decode())
+        return
+    for f in sorted(found, key=lambda f: (f.severity != "critical", f.q_value)):
+        click.echo(f"{f.severity:8s} {f.detector:18s} {f.signal.label():48s} {f.effect_text:40s} q={f.q_value:.1e}")
+    click.echo(
+        f"{len(found)} findings ({counts['new']} new, {counts['updated']} updated, {counts['resolved']} resolved)"
+    )
+
+
+@main.command()
+@common_options
+@click.option("--open", "only_open", is_flag=True, help="Only open and acknowledged findings.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def findings(config_path: str | None, store_path: str | None, only_open: bool, fmt: str) -> None:
+    """List findings."""
+    where = "WHERE status != 'resolved'" if only_open else ""
+    table = query_readonly(
+        settings_for(config_path, store_path).store,
+        "SELECT id, status, severity, detector, kind, service, operation, metric, effect_text, q_value, change_time, "
+        f"first_seen, last_seen, runs FROM findings {where} ORDER BY last_seen DESC, severity",
+    )
+    click.echo(format_table(table, fmt), nl=False)
+
+
+@main.command(name="detect-series")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--detector", default="auto", show_default=True, help="auto, or a detector name.")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), help="CSV out [stdout].")
+def detect_series_cmd(input_path: Path, detector: str, output_path: Path | None) -> None:
+    """Run a detector over a CSV series (timestamp,value) and write timestamp,value,score,alert."""
+    from detectors.single import detect_series
+
+    frame = _read_series(input_path)
+    try:
+        result = detect_series(frame["t"].to_numpy(), frame["value"].to_numpy(), detector)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    out = frame.select(pl.col("timestamp"), pl.col("value")).with_columns(
+        score=pl.Series(result.score).round(6), alert=pl.Series(result.alert.astype(np.int8))
+    )
+    text = out.write_csv()
+    if output_path:
+        output_path.write_text(text)
+        click.echo(f"{out.height} rows, resolution {result.resolution_s} s, {int(result.alert.sum())} alerting "
+                   f"({', '.join(result.detectors)}) -> {output_path}", err=True)  # fmt: skip
+    else:
+        click.echo(text, nl=False)
+
+
+def _read_series(path: Path) -> pl.DataFrame:
+    """timestamp,value rows: ISO-8601 (T or space) or epoch seconds / milliseconds."""
+    try:
+        frame = pl.read_csv(path, infer_schema_length=0)
+    except Exception as exc:
+        raise click.ClickException(f"{path}: not a CSV file: {exc}") from None
+    if frame.width < 2 or frame.height == 0:
+        raise click.ClickException(f"{path}: expected a header row, then timestamp,value rows")
+    ts, val = frame.columns[:2]
+    frame = frame.select(pl.col(ts).str.strip_chars().alias("timestamp"), pl.col(val).alias("raw"))
+    value = frame["raw"].str.strip_chars().cast(pl.Float64, strict=False)
+    bad = frame.filter(value.is_null() & frame["raw"].is_not_null() & (frame["raw"].str.strip_chars() != ""))
+    if bad.height:
+        raise click.ClickException(f"{path}: value {bad['raw'][0]!r} is not a number (row {bad.height} of them)")
+    numeric = frame["timestamp"].cast(pl.Float64, strict=False)
+    if numeric.null_count() == 0:
+        scale = 1e6 if float(numeric.max()) > 1e11 else 1e9  # type: ignore[arg-type]
+        t = (numeric * scale).cast(pl.Int64)
+    else:
+        parsed = frame["timestamp"].str.replace(" ", "T").str.to_datetime(time_unit="ns", strict=False)
+        if parsed.null_count():
+            first = frame["timestamp"].filter(parsed.is_null())[0]
+            raise click.ClickException(f"{path}: timestamp {first!r} is neither ISO-8601 nor epoch seconds/ms")
+        if getattr(parsed.dtype, "time_zone", None) is not None:
+            parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        t = parsed.dt.epoch("ns")
+    return frame.with_columns(t=t, value=value).sort("t")
