@@ -10,6 +10,7 @@ receive limit applies to the decompressed message.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent import futures
 from typing import Any
 
@@ -65,14 +66,20 @@ def start_grpc_server(
     retry_after_s: int = 1,
     concurrency_max: int = 64,
     workers: int = 8,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),  # type: ignore[type-arg]
 ) -> tuple[grpc.Server, int]:
-    """Start an OTLP/gRPC server on ``address`` ("host:port"); return it and its bound port."""
+    """Start an OTLP/gRPC server on ``address`` ("host:port"); return it and its bound port.
+
+    ``interceptors`` run before every call (the service passes its ingest authentication).
+    """
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", message_bytes_max),
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"), options=options
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
+        options=options,
+        interceptors=list(interceptors),
     )
     handlers = [
         grpc.method_handlers_generic_handler(service, {"Export": _export_handler(ingestor, signal, retry_after_s)})

@@ -1,20 +1,208 @@
-"""The HTTP API of ``driftscope serve``: health, readiness and Prometheus metrics.
+"""The HTTP API of ``driftscope serve``: health, metrics, findings, invariants, reports, jobs.
 
-Later capabilities (findings, invariants, reports, alert webhooks) add their routes here.
+JSON with stable shapes (documented in the README): lists come as ``{"items": [...],
+"count": n}``; errors as ``{"error": "..."}`` naming the bad parameter. Timestamps are
+ISO-8601 UTC strings. ``/api/*`` takes an optional bearer token (``auth.api_token``);
+``/healthz``, ``/readyz`` and ``/metrics`` stay open for probes and scrapers. Store reads
+run on their own cursor in a worker thread, so a slow query never blocks ingest.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Callable
+from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from collector.store import Store
+from controller.auth import BearerAuth
+
+SEVERITIES = ("info", "warning", "critical")
+STATUSES = ("open", "acknowledged", "resolved")
+LIMIT_MAX = 5_000
+_TRANSITIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
 
 
-def api_app(registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]]) -> Starlette:
+class ApiError(Exception):
+    """A request the API refuses: HTTP status and a message naming what is wrong."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value, default=_default), status_code=status, media_type="application/json")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def _has_table(con: Any, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
+
+
+def _rows(con: Any, sql: str, params: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    out = []
+    for row in cur.fetchall():
+        item = dict(zip(names, row, strict=True))
+        for key in ("evidence", "detail"):
+            if isinstance(item.get(key), str):
+                item[key] = orjson.loads(item[key])
+        out.append(item)
+    return out
+
+
+def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and value not in allowed:
+        raise ApiError(400, f"{name} must be one of {', '.join(allowed)} (got {value[:40]!r})")
+    return value
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "500")
+    if not raw.isdigit() or not 1 <= int(raw) <= LIMIT_MAX:
+        raise ApiError(400, f"limit must be an integer in 1..{LIMIT_MAX} (got {raw[:20]!r})")
+    return int(raw)
+
+
+class _StoreRoutes:
+    """Handlers reading (and, for the finding lifecycle, writing) the store."""
+
+    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def _run(self, fn: Callable[[Any], Any]) -> Response:
+        def work() -> Any:
+            con = self.store.cursor()
+            try:
+                return fn(con)
+            finally:
+                con.close()
+
+        try:
+            return _json(await run_in_threadpool(work))
+        except ApiError as exc:
+            return _json({"error": str(exc)}, exc.status)
+
+    async def findings(self, request: Request) -> Response:
+        try:
+            filters = {
+                "service": request.query_params.get("service"),
+                "detector": request.query_params.get("detector"),
+                "severity": _choice(request, "severity", SEVERITIES),
+                "status": _choice(request, "status", STATUSES),
+            }
+            limit = _limit(request)
+        except ApiError as exc:
+            return _json({"error": str(exc)}, exc.status)
+        where = " AND ".join(f"{k} = ${k}" for k, v in filters.items() if v is not None) or "true"
+        params = {k: v for k, v in filters.items() if v is not None}
+
+        def read(con: Any) -> dict[str, Any]:
+            if not _has_table(con, "findings"):
+                return {"items": [], "count": 0}
+            items = _rows(
+                con,
+                f"SELECT * FROM findings WHERE {where} ORDER BY status = 'resolved', "
+                "list_position(['critical', 'warning', 'info'], severity), score DESC, id LIMIT $limit",
+                {**params, "limit": limit},
+            )
+            return {"items": items, "count": len(items)}
+
+        return await self._run(read)
+
+    async def finding(self, request: Request) -> Response:
+        fid = request.path_params["finding_id"]
+
+        def read(con: Any) -> dict[str, Any]:
+            rows = _rows(con, "SELECT * FROM findings WHERE id = ?", [fid]) if _has_table(con, "findings") else []
+            if not rows:
+                raise ApiError(404, f"no finding {fid[:40]!r}")
+            return rows[0]
+
+        return await self._run(read)
+
+    async def transition(self, request: Request) -> Response:
+        from detectors.findings import set_status
+
+        fid = request.path_params["finding_id"]
+        status = _TRANSITIONS.get(request.path_params["action"])
+        if status is None:
+            return _json({"error": f"action must be one of {', '.join(_TRANSITIONS)}"}, 404)
+
+        def write(con: Any) -> dict[str, Any]:
+            if not set_status(con, fid, status, self.clock()):  # type: ignore[arg-type]
+                raise ApiError(404, f"no finding {fid[:40]!r}")
+            return {"id": fid, "status": status}
+
+        return await self._run(write)
+
+    async def invariants(self, request: Request) -> Response:
+        try:
+            limit = _limit(request)
+        except ApiError as exc:
+            return _json({"error": str(exc)}, exc.status)
+
+        def read(con: Any) -> dict[str, Any]:
+            if not _has_table(con, "invariants"):
+                return {"items": [], "count": 0}
+            items = _rows(con, "SELECT * FROM invariants ORDER BY ALL LIMIT ?", [limit])
+            return {"items": items, "count": len(items)}
+
+        return await self._run(read)
+
+    async def jobs(self, request: Request) -> Response:
+        def read(con: Any) -> dict[str, Any]:
+            if not _has_table(con, "job_runs"):
+                return {"items": [], "count": 0}
+            items = _rows(
+                con,
+                "SELECT job, max(finished_at) FILTER (outcome = 'ok') AS last_success, "
+                "arg_max(outcome, finished_at) AS last_outcome, arg_max(error, finished_at) AS last_error, "
+                "count(*) FILTER (outcome = 'failed') AS failures, count(*) AS runs FROM job_runs GROUP BY job "
+                "ORDER BY job",
+                [],
+            )
+            return {"items": items, "count": len(items)}
+
+        return await self._run(read)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/findings", self.findings),
+            Route("/api/findings/{finding_id}", self.finding),
+            Route("/api/findings/{finding_id}/{action:str}", self.transition, methods=["POST"]),
+            Route("/api/invariants", self.invariants),
+            Route("/api/jobs", self.jobs),
+        ]
+
+
+def api_app(
+    registry: CollectorRegistry,
+    ready: Callable[[], tuple[bool, str]],
+    store: Store | None = None,
+    *,
+    api_token: str = "",
+    clock: Callable[[], int] = time.time_ns,
+    extra_routes: list[Route] | None = None,
+) -> ASGIApp:
     """The API app; ``ready`` says whether the service can take traffic, and why not."""
 
     async def healthz(request: Request) -> Response:
@@ -29,10 +217,14 @@ def api_app(registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]]) 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics),
-        ]
-    )
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+    if store is not None:
+        store_routes = _StoreRoutes(store, clock)
+        routes += store_routes.routes()
+    routes += extra_routes or []
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _json({"error": f"no route {request.method} {request.url.path[:80]}"}, 404)
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    return BearerAuth(app, api_token, protects=lambda path: path.startswith("/api/"))

@@ -84,6 +84,93 @@ class RetentionConfig(_Section):
         }
 
 
+class AuthConfig(_Section):
+    """Optional bearer tokens, set separately for the API and for ingest (empty = open).
+
+    Put them in the environment (``DRIFTSCOPE_AUTH__API_TOKEN``), not in a committed file.
+    Refused requests get 401 with no detail about why.
+    """
+
+    api_token: str = ""
+    """Required as ``Authorization: Bearer ...`` on ``/api/*`` (health and metrics stay open)."""
+    ingest_token: str = ""
+    """Required on OTLP/HTTP requests and as gRPC ``authorization`` metadata."""
+
+
+class JobsConfig(_Section):
+    """When the scheduled jobs run. Intervals in seconds; crons in the configured time zone."""
+
+    enabled: bool = True
+    """Run the scheduler inside ``driftscope serve`` (off: ingest and API only)."""
+    rollup_interval_s: float = Field(60.0, gt=0)
+    """Bring rollups up to date."""
+    detect_interval_s: float = Field(300.0, gt=0)
+    """Run the detectors over the detection window and write findings."""
+    report_cron: str = "0 2 * * *"
+    """Nightly drift report (crontab: minute hour day month weekday)."""
+    retention_cron: str = "30 3 * * *"
+    """Delete raw rows past retention."""
+    timezone: str = "UTC"
+    """IANA time zone of the crons."""
+    misfire_grace_s: float = Field(300.0, gt=0)
+    """A run late by more than this is skipped (missed runs are coalesced into one)."""
+
+    @field_validator("report_cron", "retention_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a crontab expression: {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
+
+
+class DetectionConfigSection(_Section):
+    """What the scheduled detection job looks at (data time: windows end at the newest data)."""
+
+    window_s: float = Field(3_600.0, gt=0)
+    """Window under test, in seconds."""
+    history_s: float = Field(7 * 86_400.0, gt=0)
+    """History the baselines learn from, in seconds."""
+    resolve_after_s: float = Field(1_800.0, gt=0)
+    """A finding not seen again for this long (data time) resolves itself."""
+    spec: str = ""
+    """Invariant spec (YAML) checked by the detection job when set."""
+
+
+class ReportsConfig(_Section):
+    """Where reports go."""
+
+    out_dir: str = "reports"
+    """Directory for written reports (one sub-directory per report)."""
+    window_s: float = Field(86_400.0, gt=0)
+    """Window the nightly report covers, in seconds."""
+
+
+class TelemetryConfig(_Section):
+    """driftscope's own telemetry."""
+
+    log_format: str = Field("json", pattern="^(json|text)$")
+    """``json`` (one object per line, with trace ids) or ``text``."""
+    otlp_endpoint: str = ""
+    """OTLP/HTTP base URL for self-tracing (e.g. its own receiver); empty = off."""
+    top_scores_max: int = Field(50, ge=0)
+    """Most drift-score series exported on ``/metrics`` (bounds label cardinality)."""
+
+
 class Settings(BaseSettings):
     """The whole configuration."""
 
@@ -94,6 +181,11 @@ class Settings(BaseSettings):
     server: ServerConfig = ServerConfig()
     ingest: IngestConfig = IngestConfig()
     retention: RetentionConfig = RetentionConfig()
+    auth: AuthConfig = AuthConfig()
+    jobs: JobsConfig = JobsConfig()
+    detection: DetectionConfigSection = DetectionConfigSection()
+    reports: ReportsConfig = ReportsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -15,7 +15,6 @@ import json
 import logging
 import signal
 import socket
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,7 +28,11 @@ from collector.metrics import IngestMetrics
 from collector.store import Store
 from collector.writer import IngestQueue, QueueLimits
 from controller.api import api_app
+from controller.auth import BearerAuth, GrpcBearerAuth
 from controller.config import Settings
+from controller.jobs import JobFn, JobRunner, detect_job, retention_job, rollup_job
+from controller.scheduler import Scheduler
+from controller.telemetry import FindingsCollector, configure_logging, configure_tracing
 
 log = logging.getLogger("driftscope.serve")
 
@@ -68,19 +71,25 @@ class Service:
     store: Store
     queue: IngestQueue
     ingestor: Ingestor
+    runner: JobRunner
+    scheduler: Scheduler | None
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
         registry = CollectorRegistry()
         metrics = IngestMetrics(registry)
         store = Store(settings.store)
+        registry.register(FindingsCollector(store, settings.telemetry.top_scores_max))
         ing = settings.ingest
         queue = IngestQueue(
             store,
             QueueLimits(ing.queue_rows_max, ing.queue_bytes_max, ing.batch_rows_max),
             on_commit=metrics.observe_commit,
         )
-        return cls(settings, registry, store, queue, Ingestor(queue, metrics))
+        tracer = configure_tracing(settings.telemetry.otlp_endpoint, _version())
+        runner = JobRunner(store, scheduled_jobs(store, settings), registry, tracer=tracer)
+        scheduler = Scheduler(runner, settings.jobs) if settings.jobs.enabled else None
+        return cls(settings, registry, store, queue, Ingestor(queue, metrics), runner, scheduler)
 
     def ready(self) -> tuple[bool, str]:
         if not self.queue.alive():
@@ -101,20 +110,24 @@ class Service:
                 message_bytes_max=ing.decompressed_bytes_max,
                 retry_after_s=ing.retry_after_s,
                 concurrency_max=ing.concurrency_max,
+                interceptors=[GrpcBearerAuth(self.settings.auth.ingest_token)]
+                if self.settings.auth.ingest_token
+                else [],
             )
             otlp_sock = _bind(srv.otlp_http)
             api_sock = _bind(srv.http)
             limits = HttpLimits(ing.body_bytes_max, ing.decompressed_bytes_max, ing.retry_after_s)
             otlp = _Server(
                 uvicorn.Config(
-                    otlp_http_app(self.ingestor, limits),
+                    BearerAuth(otlp_http_app(self.ingestor, limits), self.settings.auth.ingest_token),
                     log_level="warning",
                     access_log=False,
                     limit_concurrency=ing.concurrency_max,
                     timeout_graceful_shutdown=30,
                 )
             )
-            api = _Server(uvicorn.Config(api_app(self.registry, self.ready), log_level="warning", access_log=False))
+            app = api_app(self.registry, self.ready, self.store, api_token=self.settings.auth.api_token)
+            api = _Server(uvicorn.Config(app, log_level="warning", access_log=False))
             await self._serve_until_signal(
                 otlp,
                 api,
@@ -126,6 +139,11 @@ class Service:
             if grpc_server is not None:
                 grpc_server.stop(grace=10).wait()
             self.close()
+
+    def start_jobs(self) -> None:
+        """Start the scheduler (the service does this once its listeners are up)."""
+        if self.scheduler is not None:
+            self.scheduler.start()
 
     async def _serve_until_signal(
         self,
@@ -154,16 +172,34 @@ class Service:
                 "http": api_sock.getsockname()[1],
                 "store": str(self.store.path),
             }
+            self.start_jobs()
             print(json.dumps(listening), flush=True)
         await asyncio.gather(*tasks)
 
     def close(self) -> None:
+        """Finish the running job, commit everything queued, close the store (in that order)."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
         self.queue.close()
         self.store.close()
 
 
+def scheduled_jobs(store: Store, settings: Settings) -> dict[str, JobFn]:
+    """The jobs the scheduler runs, by name (the report job joins when reports exist)."""
+    return {"rollup": rollup_job, "detect": detect_job(settings), "retention": retention_job(store, settings)}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("driftscope")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def serve(settings: Settings) -> None:
     """Run the service in the foreground (the ``driftscope serve`` command)."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    configure_logging(settings.telemetry.log_format)
     service = Service.open(settings)
     asyncio.run(service.run())

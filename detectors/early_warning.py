@@ -75,8 +75,9 @@ def _rolling_kendall_tau(v: FloatArray, m: int) -> FloatArray:
         added[:, k:] += s
         added_n[:, k:] += ok
         # The window ending at j loses point j - m, whose pair with j - m + k sits at column j - m.
-        dropped[:, m:] += s[:, : g - m]
-        dropped_n[:, m:] += ok[:, : g - m]
+        if g > m:  # a series shorter than one window never drops a point
+            dropped[:, m:] += s[:, : g - m]
+            dropped_n[:, m:] += ok[:, : g - m]
     total = np.cumsum(added - dropped, axis=1, dtype=np.int64)
     count = np.cumsum(added_n - dropped_n, axis=1, dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,0 +1,82 @@
+"""The job runner on a real store: outcomes persisted, failures isolated and counted, overlaps skipped."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from prometheus_client import CollectorRegistry
+
+from collector.store import Store
+from controller.jobs import JobRunner
+
+
+class _Clock:
+    """A settable clock (ns): the runner's decisions and records use it, never the wall clock."""
+
+    def __init__(self, now_ns: int) -> None:
+        self.now_ns = now_ns
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+
+def _count(con: duckdb.DuckDBPyConnection, _now: int) -> dict[str, Any]:
+    return {"spans": con.execute("SELECT count(*) FROM spans").fetchone()[0]}  # type: ignore[index]
+
+
+def test_outcomes_are_recorded_with_the_injected_clock_and_survive_a_restart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    calls = {"n": 0}
+
+    def flaky(con: duckdb.DuckDBPyConnection, now: int) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("disk on fire")
+        return {"now": now}
+
+    clock = _Clock(1_000_000_000_000)
+    registry = CollectorRegistry()
+    runner = JobRunner(store, {"count": _count, "flaky": flaky}, registry, clock=clock)
+    failed = runner.run("flaky")
+    assert failed.outcome == "failed" and failed.error == "RuntimeError: disk on fire"
+    clock.now_ns += 60_000_000_000
+    ok = runner.run("flaky")
+    assert ok.outcome == "ok" and ok.detail == {"now": clock.now_ns}
+    assert runner.run("count").detail == {"spans": 0}
+    assert registry.get_sample_value("driftscope_job_failures_total", {"job": "flaky"}) == 1.0
+    assert registry.get_sample_value("driftscope_job_runs_total", {"job": "flaky", "outcome": "ok"}) == 1.0
+    assert registry.get_sample_value("driftscope_job_last_success_timestamp_seconds", {"job": "flaky"}) == 1060.0
+    assert registry.get_sample_value("driftscope_job_duration_seconds_count", {"job": "flaky"}) == 2.0
+
+    # A new runner (a restarted service) knows the last successes from the store.
+    again = JobRunner(store, {"flaky": flaky}, CollectorRegistry(), clock=clock)
+    assert again.last_successes() == {"flaky": 1_060_000_000_000, "count": 1_060_000_000_000}
+    rows = store.cursor().execute("SELECT job, outcome, error FROM job_runs ORDER BY started_at, job").fetchall()
+    assert rows == [("flaky", "failed", "RuntimeError: disk on fire"), ("count", "ok", None), ("flaky", "ok", None)]
+    store.close()
+
+
+def test_a_run_that_overlaps_its_previous_run_is_skipped(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(con: duckdb.DuckDBPyConnection, now: int) -> dict[str, Any]:
+        entered.set()
+        assert release.wait(timeout=30)
+        return {}
+
+    registry = CollectorRegistry()
+    runner = JobRunner(store, {"slow": slow}, registry, clock=_Clock(0))
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(runner.run("slow").outcome))
+    first.start()
+    assert entered.wait(timeout=30)
+    second = runner.run("slow")
+    release.set()
+    first.join(timeout=30)
+    assert second.outcome == "skipped" and results == ["ok"]
+    assert registry.get_sample_value("driftscope_job_runs_total", {"job": "slow", "outcome": "skipped"}) == 1.0
+    store.close()
