@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analysis.histogram_exp import MAX_SCALE, MIN_SCALE, ExpHistogram, downscale, exp_quantile, merge_exp
-from analysis.histogram_explicit import explicit_quantile, merge_explicit
+from analysis.histogram_explicit import explicit_quantile, explicit_quantile_rows, merge_explicit
 
 __all__ = [
     "ALPHA",
@@ -47,6 +47,7 @@ __all__ = [
     "downscale",
     "exp_quantile",
     "explicit_quantile",
+    "explicit_quantile_rows",
     "merge_exp",
     "merge_explicit",
     "quantile_rank",

@@ -145,6 +145,43 @@ def explicit_quantile(
     return start + (float(b[k]) - start) * ((rank - below) / in_bucket)
 
 
+def explicit_quantile_rows(bounds: npt.ArrayLike, counts: npt.ArrayLike, q: float) -> FloatArray:
+    """:func:`explicit_quantile` of every row of ``counts`` (histograms sharing ``bounds``), vectorised.
+
+    Same rules and results as the scalar function; rows whose cumulative counts would need
+    Prometheus' monotonic envelope (negative or float-noise buckets) take the scalar path.
+    """
+    b = np.asarray(bounds, dtype=np.float64)
+    c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    n = c.shape[0]
+    if math.isnan(q) or q < 0 or q > 1 or b.size == 0:
+        return np.array([explicit_quantile(b, row, q) for row in c[:1]] * n, dtype=np.float64)
+    if c.shape[1] != b.size + 1:
+        raise ValueError(f"explicit_quantile_rows: {c.shape[1]} buckets for {b.size} bounds (need bounds + 1)")
+    cumulative = np.cumsum(c, axis=1)
+    if not np.all(np.isfinite(cumulative)):
+        raise ValueError("explicit_quantile_rows: counts must be finite")
+    total = cumulative[:, -1]
+    rank = q * total
+    finite = cumulative[:, :-1]
+    k = (finite < rank[:, np.newaxis]).sum(axis=1)  # searchsorted(side="left") on non-decreasing rows
+    rows = np.arange(n)
+    k_in = np.minimum(k, b.size - 1)
+    start = np.where(k_in > 0, b[np.maximum(k_in - 1, 0)], 0.0)
+    below = np.where(k_in > 0, cumulative[rows, np.maximum(k_in - 1, 0)], 0.0)
+    in_bucket = cumulative[rows, k_in] - below
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = start + (b[k_in] - start) * ((rank - below) / in_bucket)
+    out = np.where(in_bucket == 0, np.nan, out)
+    out = np.where((k_in == 0) & (b[0] <= 0), b[0], out)
+    out = np.where(k == b.size, b[-1], out)
+    out = np.where(total == 0, np.nan, out)
+    irregular = ((c < 0) | (c != np.round(c))).any(axis=1)
+    for i in np.flatnonzero(irregular):  # rare: negative or fractional buckets need the envelope
+        out[i] = explicit_quantile(b, c[i], q)
+    return out
+
+
 def _largest_remainder(quotas: FloatArray, totals: IntArray) -> IntArray:
     """Integer rows summing exactly to ``totals``, each entry floor(quota) or floor(quota) + 1.
 

@@ -7,7 +7,9 @@ findings against the ground truth:
 
 - a fault is *detected* when a finding names one of its expected signals (same kind
   family, service and operation) with a change time in [start - 5 min, end];
-- precision = findings that match some fault / all findings of the scenario;
+- precision = findings that name a signal the fault affects (its expected signals or their
+  labelled consequences: callers up the chain, the operation's queue and in-flight gauges,
+  its service's duration histogram) / all findings of the scenario;
 - delay = change time - fault start (virtual minutes), median over detected faults;
 - false alarms per series-day on the quiet scenario = findings / (series x days).
 
@@ -55,7 +57,7 @@ NS_MIN = 60_000_000_000
 def _family(signal: str) -> str:
     if signal.startswith("latency_"):
         return "latency"
-    return {"queue_depth": "gauge", "histogram_p50": "histogram"}.get(signal, signal)
+    return {"queue_depth": "gauge", "active_requests": "gauge", "histogram_p50": "histogram"}.get(signal, signal)
 
 
 def _finding_family(f: Finding) -> str:
@@ -67,20 +69,33 @@ def _finding_family(f: Finding) -> str:
     return k
 
 
+_GAUGE_METRICS = {
+    "queue_depth": ("queue.depth", "temporal.task_queue.backlog"),
+    "active_requests": ("server.active_requests",),
+}
+
+
 def matches(f: Finding, fault: FaultLabel, exp: ExpectedSignal) -> bool:
-    """Whether finding ``f`` names expected signal ``exp`` of ``fault`` in time."""
-    if f.change_ns is None or not fault.start_ns - 5 * NS_MIN <= f.change_ns <= fault.end_ns:
+    """Whether finding ``f`` names signal ``exp`` of ``fault`` in time.
+
+    In time: its change time in [start - 5 min, end]; a window-level finding (no change time)
+    when its window overlaps the fault."""
+    if f.change_ns is None:
+        if not (f.window_start_ns <= fault.end_ns and fault.start_ns < f.window_end_ns):
+            return False
+    elif not fault.start_ns - 5 * NS_MIN <= f.change_ns <= fault.end_ns:
         return False
     if _finding_family(f) != _family(exp.signal) or f.signal.service != exp.service:
         return False
     if _family(exp.signal) == "gauge":
+        metrics = _GAUGE_METRICS.get(exp.signal, ())
         return (
-            f.signal.metric == "queue.depth"
+            f.signal.metric in metrics
             and exp.operation is not None
-            and exp.operation in (f.signal.attributes or "")
+            and f'"operation":"{exp.operation}"' in (f.signal.attributes or "")
         )
     if _family(exp.signal) == "histogram":
-        return f.signal.metric == (exp.detail or "job.duration")
+        return exp.detail is None or f.signal.metric == exp.detail
     return exp.operation is None or f.signal.operation == exp.operation
 
 
@@ -138,7 +153,7 @@ def quality(args: argparse.Namespace) -> None:
                 if hits:
                     hit_faults += 1
                     delays.append(min((h.change_ns or 0) - fault.start_ns for h in hits) / NS_MIN)
-            good = [f for f in found if any(matches(f, fl, e) for fl in faults for e in fl.expected)]
+            good = [f for f in found if any(matches(f, fl, e) for fl in faults for e in fl.affected or fl.expected)]
             for f in found:
                 per_detector[f.detector][1] += 1
                 per_detector[f.detector][0] += f in good

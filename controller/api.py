@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -168,6 +169,54 @@ class _StoreRoutes:
 
         return await self._run(read)
 
+    async def reports(self, request: Request) -> Response:
+        from reports import list_reports
+
+        try:
+            limit = _limit(request)
+        except ApiError as exc:
+            return _json({"error": str(exc)}, exc.status)
+
+        def read(con: Any) -> dict[str, Any]:
+            items = list_reports(con, limit=limit) if _has_table(con, "reports") else []
+            return {"items": items, "count": len(items)}
+
+        return await self._run(read)
+
+    async def report(self, request: Request) -> Response:
+        from reports import get_report
+
+        rid = request.path_params["report_id"]
+
+        def read(con: Any) -> dict[str, Any]:
+            found = get_report(con, rid) if _has_table(con, "reports") else None
+            if found is None:
+                raise ApiError(404, f"no report {rid[:60]!r}")
+            return found
+
+        return await self._run(read)
+
+    async def report_html(self, request: Request) -> Response:
+        """The report page itself, with a policy that forbids scripts and any network access."""
+        from reports import get_report
+
+        rid = request.path_params["report_id"]
+
+        def read() -> bytes | None:
+            con = self.store.cursor()
+            try:
+                found = get_report(con, rid) if _has_table(con, "reports") else None
+            finally:
+                con.close()
+            html = (found or {}).get("files", {}).get("html")
+            return Path(html).read_bytes() if html and Path(html).is_file() else None
+
+        page = await run_in_threadpool(read)
+        if page is None:
+            return _json({"error": f"no HTML for report {rid[:60]!r}"}, 404)
+        csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+        return Response(page, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": csp})
+
     async def jobs(self, request: Request) -> Response:
         def read(con: Any) -> dict[str, Any]:
             if not _has_table(con, "job_runs"):
@@ -190,6 +239,9 @@ class _StoreRoutes:
             Route("/api/findings/{finding_id}", self.finding),
             Route("/api/findings/{finding_id}/{action:str}", self.transition, methods=["POST"]),
             Route("/api/invariants", self.invariants),
+            Route("/api/reports", self.reports),
+            Route("/api/reports/{report_id}", self.report),
+            Route("/api/reports/{report_id}/html", self.report_html),
             Route("/api/jobs", self.jobs),
         ]
 

@@ -20,6 +20,7 @@ import polars as pl
 
 from collector.importer import import_files
 from collector.store import Store, StoreError, query_readonly
+from controller.cli_report import report
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
 
 
@@ -301,3 +302,42 @@ def _read_series(path: Path) -> pl.DataFrame:
             parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         t = parsed.dt.epoch("ns")
     return frame.with_columns(t=t, value=value).sort("t")
+
+
+@main.command()
+@click.option(
+    "--store",
+    "store_path",
+    default="driftscope-demo.duckdb",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Store file for the demo (recreated).",
+)
+@click.option(
+    "--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option("--history-days", default=7.0, show_default=True, type=click.FloatRange(0.1, 28))
+@click.option("--rate", default=4.0, show_default=True, type=click.FloatRange(0.5, 50), help="Mean requests/s.")
+@click.option("--seed", default=7, show_default=True, type=int)
+def demo(store_path: Path, out_dir: Path, history_days: float, rate: float, seed: int) -> None:
+    """Simulate a week, stream an incident over OTLP into the service, detect it, write the report."""
+    from controller.demo import DemoPlan, run_demo
+
+    started = time.perf_counter()
+    plan = DemoPlan(history_days=history_days, rate_per_s=rate, seed=seed)
+    result = run_demo(plan, store_path, out_dir, lambda line: click.echo(line, err=True))
+    click.echo("")
+    click.echo(f"driftscope demo: {time.perf_counter() - started:.0f} s on {store_path}")
+    click.echo(
+        f"  {result.spans_history:,d} spans of history, {result.spans_streamed:,d} streamed over OTLP; "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+    )
+    click.echo(f"  {len(result.findings)} open findings; the strongest:")
+    for f in result.findings[:8]:
+        where = f"{f['service']}:{f['operation']}" if f.get("operation") else str(f.get("service") or "")
+        click.echo(f"    [{f['severity']:8s}] {where:28s} {f['detector']:18s} {f['effect_text']}")
+    for kind, path in result.report_paths.items():
+        click.echo(f"  report ({kind}): {path}")
+
+
+main.add_command(report)

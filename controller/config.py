@@ -154,7 +154,7 @@ class DetectionConfigSection(_Section):
 class ReportsConfig(_Section):
     """Where reports go."""
 
-    out_dir: str = "reports"
+    out_dir: str = "driftscope-reports"
     """Directory for written reports (one sub-directory per report)."""
     window_s: float = Field(86_400.0, gt=0)
     """Window the nightly report covers, in seconds."""

@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
@@ -222,15 +223,37 @@ def _invariant_findings(con: duckdb.DuckDBPyConnection, window: Window, spec: st
         from detectors.invariants.monitor import detect_invariants  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return []
-    from pathlib import Path
-
     return list(detect_invariants(con, window, Path(spec) if spec else None))
 
 
-def retention_job(store: Store, settings: Settings) -> JobFn:
-    """Delete raw rows older than their table's retention (wall-clock time)."""
+def report_job(settings: Settings) -> JobFn:
+    """The nightly drift report over the configured window ending at the newest data."""
 
     def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
-        return {"deleted": store.enforce_retention(settings.retention.seconds_by_table(), now_ns)}
+        from reports import generate_report
+
+        cfg = settings.reports
+        model, paths = generate_report(con, Path(cfg.out_dir), window_s=cfg.window_s, now_ns=now_ns)
+        return {"report": model.id, "findings": len(model.findings), "paths": {k: str(v) for k, v in paths.items()}}
+
+    return run
+
+
+def retention_job(store: Store, settings: Settings) -> JobFn:
+    """Delete raw rows older than their table's retention.
+
+    "Now" is the earlier of the clock and the newest span: a store restored from a backup
+    or replayed from the past is not wiped for being old, and a client sending timestamps
+    from the future cannot push the cutoff forward.
+    """
+
+    def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
+        row = con.execute("SELECT epoch_ns(max(start_time)) FROM spans").fetchone()
+        newest = int(row[0]) if row and row[0] is not None else now_ns
+        cutoff_now = min(now_ns, newest)
+        return {
+            "now_ns": cutoff_now,
+            "deleted": store.enforce_retention(settings.retention.seconds_by_table(), cutoff_now),
+        }
 
     return run

@@ -30,7 +30,7 @@ from collector.writer import IngestQueue, QueueLimits
 from controller.api import api_app
 from controller.auth import BearerAuth, GrpcBearerAuth
 from controller.config import Settings
-from controller.jobs import JobFn, JobRunner, detect_job, retention_job, rollup_job
+from controller.jobs import JobFn, JobRunner, detect_job, report_job, retention_job, rollup_job
 from controller.scheduler import Scheduler
 from controller.telemetry import FindingsCollector, configure_logging, configure_tracing
 
@@ -185,8 +185,13 @@ class Service:
 
 
 def scheduled_jobs(store: Store, settings: Settings) -> dict[str, JobFn]:
-    """The jobs the scheduler runs, by name (the report job joins when reports exist)."""
-    return {"rollup": rollup_job, "detect": detect_job(settings), "retention": retention_job(store, settings)}
+    """The jobs the scheduler runs, by name."""
+    return {
+        "rollup": rollup_job,
+        "detect": detect_job(settings),
+        "report": report_job(settings),
+        "retention": retention_job(store, settings),
+    }
 
 
 def _version() -> str:

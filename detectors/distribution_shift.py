@@ -274,7 +274,12 @@ class DistributionShift:
     """
 
     name: ClassVar[str] = "distribution_shift"
-    kinds: ClassVar[tuple[str, ...]] = ("latency_",)
+    kinds: ClassVar[tuple[str, ...]] = ("latency_p50",)
+    """One comparison per entity: the histograms are the same whichever quantile series carries
+    them, and ``before``/``after`` are medians, so it runs on (and names) the p50 series."""
+    window_level: ClassVar[bool] = True
+    """Judges the window as a whole: its ``change_index`` is the window's first point, not a
+    change point, so findings carry no change time of their own."""
 
     alpha_point: float = 1e-3
     min_effect: float = 0.05

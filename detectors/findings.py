@@ -75,12 +75,17 @@ class Finding:
     p_value: float
     q_value: float
     evidence: dict[str, Any] = field(default_factory=dict)
+    scope: str | None = None
+    """Dedupe scope instead of the detector: performance findings are merged across detectors
+    per signal (scope "performance"), so the strongest detector may change between runs
+    without opening a new finding."""
 
     @property
     def fingerprint(self) -> str:
-        """Stable identity of "this detector on this signal" for dedupe."""
+        """Stable identity of "this detector (or scope) on this signal" for dedupe."""
         s = self.signal
-        raw = "|".join(str(p) for p in (self.detector, s.kind, s.service, s.operation, s.metric, s.attributes))
+        who = self.scope or self.detector
+        raw = "|".join(str(p) for p in (who, s.kind, s.service, s.operation, s.metric, s.attributes))
         return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
     @property

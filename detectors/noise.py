@@ -4,8 +4,9 @@ persistence and a traffic floor, so a quiet system raises nothing.
 - Benjamini & Hochberg (1995), "Controlling the false discovery rate: a practical and
   powerful approach to multiple testing", JRSS B: q-values over every (detector, series)
   tested in a run, alarms or not, kept only when q <= ``fdr``.
-- Minimum effect sizes: relative for levels (latency, rate, gauges), absolute
-  percentage points for error ratios, relative change per day for slow drifts (a leak
+- Minimum effect sizes: relative for levels (latency, rate, gauges) plus an absolute floor
+  for gauges (whose relative changes near zero mean nothing), absolute percentage points for
+  error ratios, relative change per day for slow drifts (a leak
   adding 1 %/day is small at any instant and must still pass): a significant but tiny
   change is not a finding.
 - Persistence: an alarm must hold for ``persistence`` consecutive points.
@@ -33,6 +34,9 @@ class NoiseControl:
     """Smallest relative change of a level worth reporting (0.2 = 20 %)."""
     min_error_delta: float = 0.01
     """Smallest change of an error ratio worth reporting (0.01 = 1 percentage point)."""
+    min_gauge_delta: float = 0.01
+    """Smallest absolute change of a gauge, in its own unit, worth reporting: relative changes of
+    values near zero (a queue depth from 0.0001 to 0.0004) are large and meaningless."""
     min_drift_per_day: float = 0.005
     """Smallest sustained trend worth reporting (0.005 = 0.5 % per day), for drift alarms."""
     persistence: int = 3
@@ -78,6 +82,8 @@ def candidates(batch: SeriesBatch, det: Detection, control: NoiseControl) -> NDA
         big = np.abs(np.nan_to_num(delta)) >= control.min_error_delta
     else:
         big = np.abs(np.nan_to_num(det.effect)) >= control.min_relative_effect
+    if batch.keys and batch.keys[0].kind == "gauge":
+        big &= np.abs(np.nan_to_num(det.after - det.before)) >= control.min_gauge_delta
     if "alarm_kind" in det.details and "trend_per_day" in det.details:  # drifts are judged on their slope
         drift = det.details["alarm_kind"] == 2.0
         steep = np.abs(np.nan_to_num(det.details["trend_per_day"])) >= control.min_drift_per_day

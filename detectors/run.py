@@ -7,7 +7,7 @@ caller persists with ``detectors.findings.write_findings``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import duckdb
@@ -126,6 +126,8 @@ class _Test:
     batch: SeriesBatch
     detection: Detection
     passing: np.ndarray
+    change_points: bool = True
+    """False for window-level detectors (their change_index is the window start)."""
 
 
 def detect(
@@ -156,7 +158,8 @@ def detect(
                     if errors is not None:
                         errors.append(f"{det.name} on {kind}: {type(exc).__name__}: {exc}")
                     continue
-                tests.append(_Test(det.name, batch, result, candidates(batch, result, config.noise)))
+                passing = candidates(batch, result, config.noise)
+                tests.append(_Test(det.name, batch, result, passing, not getattr(det, "window_level", False)))
     feedback = next((d for d in chosen if isinstance(d, RetryFeedback)), None)
     if feedback is not None and "error_ratio" in batches and "rate" in batches:
         err, rate = _paired(batches["error_ratio"], batches["rate"])
@@ -182,7 +185,7 @@ def detect(
                     signal=key,
                     window_start_ns=int(batch.times_ns[batch.window_start]),
                     window_end_ns=int(batch.times_ns[-1]) + batch.resolution_s * 1_000_000_000,
-                    change_ns=int(batch.times_ns[change]) if change >= 0 else None,
+                    change_ns=int(batch.times_ns[change]) if change >= 0 and test.change_points else None,
                     severity=_severity(key.kind, found, int(i), float(q[i])),
                     score=float(np.nanmax(found.score[i, batch.window_start :], initial=0.0)),
                     effect=effect,
@@ -196,9 +199,30 @@ def detect(
                         "signal": key.label(),
                         "sql": _reproduce_sql(key, batch),
                     },
+                    scope="performance",
                 )
             )
-    return findings
+    return consolidate(findings)
+
+
+def consolidate(findings: list[Finding]) -> list[Finding]:
+    """One finding per signal: the strongest detector's (lowest q, then highest score, then name),
+    with every agreeing detector and its q-value in ``evidence["detectors"]``.
+
+    Several methods seeing the same change is corroboration, not several problems; reporting
+    each would multiply every real change by the size of the catalogue.
+    """
+    by_signal: dict[SignalKey, list[Finding]] = {}
+    for f in findings:
+        by_signal.setdefault(f.signal, []).append(f)
+    out: list[Finding] = []
+    for group in by_signal.values():
+        best = min(group, key=lambda f: (f.q_value, -f.score, f.detector))
+        agreeing = {f.detector: f.q_value for f in sorted(group, key=lambda f: f.detector)}
+        timed = [f for f in group if f.change_ns is not None]
+        change = min(timed, key=lambda f: (f.q_value, -f.score, f.detector)).change_ns if timed else None
+        out.append(replace(best, change_ns=change, evidence={**best.evidence, "detectors": agreeing}))
+    return out
 
 
 def _paired(err: SeriesBatch, rate: SeriesBatch) -> tuple[SeriesBatch | None, SeriesBatch | None]:

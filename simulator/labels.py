@@ -40,6 +40,11 @@ class FaultLabel:
     end: str
     magnitude: float
     expected: list[ExpectedSignal]
+    """The signals a detector must find (recall is scored on these)."""
+    affected: list[ExpectedSignal] = field(default_factory=list)
+    """``expected`` plus the consequences a correct detector may also report: the same symptom
+    on synchronous callers up the chain, the operation's queue and in-flight gauges, its
+    service's request-duration histogram (precision is scored on these)."""
 
 
 @dataclass
@@ -142,6 +147,44 @@ def _expected(plan: Plan, f: Fault) -> tuple[str, str | None, list[ExpectedSigna
     raise ValueError(f"fault {f.kind} on {f.target!r} has no labelled signals")
 
 
+def _upstream(plan: Plan, op: int) -> set[int]:
+    """Operations that call ``op`` synchronously (probability >= 0.5), transitively."""
+    seen: set[int] = set()
+    todo = [op]
+    while todo:
+        for caller in _callers(plan, todo.pop()):
+            if caller not in seen and caller != op:
+                seen.add(caller)
+                todo.append(caller)
+    return seen
+
+
+_LATENCY_SIGNALS = {"latency_p50", "latency_p99", "queue_depth"}
+
+
+def _affected(plan: Plan, f: Fault, expected: list[ExpectedSignal]) -> list[ExpectedSignal]:
+    """``expected`` and its consequences (see ``FaultLabel.affected``)."""
+    out = list(expected)
+    by_name = {(o.service, o.name): i for i, o in enumerate(plan.ops)}
+    roots = {by_name[(e.service, e.operation)] for e in expected if e.operation and (e.service, e.operation) in by_name}
+    if f.kind == "capacity_saturation":
+        roots = set(range(len(plan.ops)))  # the whole system carries the load
+    kinds = {e.signal for e in expected}
+    for root in sorted(roots):
+        ops = sorted({root} | _upstream(plan, root))
+        for o in ops:
+            info = plan.ops[o]
+            if kinds & _LATENCY_SIGNALS or f.kind in ("retry_storm", "capacity_saturation"):
+                out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("latency_p50", "latency_p99")]
+                out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("queue_depth", "active_requests")]
+                out.append(ExpectedSignal("histogram_p50", info.service, None, "up"))
+            if "error_ratio" in kinds:
+                out.append(ExpectedSignal("error_ratio", info.service, info.name, "up"))
+            if "rate" in kinds or f.kind == "retry_storm":
+                out.append(ExpectedSignal("rate", info.service, info.name, "up"))
+    return list(dict.fromkeys(out))
+
+
 def ground_truth(plan: Plan, start_ns: int, hours: float) -> GroundTruth:
     """The labels of every fault of the plan's scenario for a run starting at ``start_ns``."""
     truth = GroundTruth(plan.scenario.name, start_ns, start_ns + int(hours * 60) * NS_PER_MIN)
@@ -149,7 +192,8 @@ def ground_truth(plan: Plan, start_ns: int, hours: float) -> GroundTruth:
         service, operation, expected = _expected(plan, f)
         s_ns = start_ns + int(f.start_min * NS_PER_MIN)
         e_ns = start_ns + int(f.end_min * NS_PER_MIN)
+        affected = _affected(plan, f, expected)
         truth.faults.append(
-            FaultLabel(f.kind, service, operation, s_ns, e_ns, _iso(s_ns), _iso(e_ns), f.magnitude, expected)
+            FaultLabel(f.kind, service, operation, s_ns, e_ns, _iso(s_ns), _iso(e_ns), f.magnitude, expected, affected)
         )
     return truth

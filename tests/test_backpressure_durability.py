@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import start_server
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -19,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otlp_json import json_to_proto_bytes
 from prometheus_client.parser import text_string_to_metric_families
+from serverproc import start_server
 
 CLIENTS = 6
 BATCHES_PER_CLIENT = 8

@@ -13,10 +13,10 @@ import grpc
 import orjson
 import pytest
 import requests
-from conftest import ServerProc, start_server
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from otlp_json import TRACE_EXAMPLE, json_to_proto_bytes
+from serverproc import ServerProc, start_server
 
 LIMIT_BYTES = 256 * 1024
 

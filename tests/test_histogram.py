@@ -30,6 +30,7 @@ from analysis.histogram import (
     downscale,
     exp_quantile,
     explicit_quantile,
+    explicit_quantile_rows,
     merge_exp,
     merge_explicit,
     quantile_rank,
@@ -660,3 +661,23 @@ def test_exp_quantile_within_stated_bound(
         estimate = exp_quantile(h, q)
         bound = (h.base - 1.0) * abs(x)
         assert abs(estimate - x) <= bound * (1 + 1e-9), (estimate, x, h.scale, q)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-5, max_value=1e6, allow_nan=False), min_size=1, max_size=8, unique=True),
+    st.lists(st.lists(st.integers(min_value=0, max_value=50), min_size=9, max_size=9), min_size=1, max_size=6),
+    st.sampled_from([0.0, 0.01, 0.25, 0.5, 0.9, 0.99, 1.0, -0.1, 1.1, math.nan]),
+)
+def test_explicit_quantile_rows_equals_the_scalar_port(bounds: list[float], rows: list[list[int]], q: float) -> None:
+    b = sorted(bounds)
+    counts = np.array([r[: len(b) + 1] for r in rows], dtype=np.float64)
+    expected = [explicit_quantile(b, row, q) for row in counts]
+    np.testing.assert_array_equal(explicit_quantile_rows(b, counts, q), np.array(expected))
+
+
+def test_explicit_quantile_rows_takes_the_envelope_path_for_negative_buckets() -> None:
+    b = [1.0, 2.0, 4.0]
+    counts = np.array([[3.0, -1.0, 5.0, 0.0], [0.0, 2.0, 2.0, 1.0], [0.5, 0.25, 1e-13, 0.0]])
+    expected = [explicit_quantile(b, row, 0.7) for row in counts]
+    np.testing.assert_array_equal(explicit_quantile_rows(b, counts, 0.7), np.array(expected))

@@ -7,8 +7,8 @@ import gzip
 import orjson
 import pytest
 import requests
-from conftest import ServerProc
 from otlp_json import EXAMPLES, json_to_proto_bytes
+from serverproc import ServerProc
 
 from collector.decode_json import decode_json
 from collector.decode_proto import decode_proto

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import pytest
-from conftest import ServerProc
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
@@ -26,6 +25,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from serverproc import ServerProc
 
 RESOURCE = Resource.create({"service.name": "checkout", "service.version": "2.4.1", "deployment.environment": "test"})
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import start_server
+from serverproc import start_server
 
 from collector.schema import RAW_TABLES
 from collector.store import Store

@@ -110,7 +110,7 @@ def test_sql_command_reads_and_refuses_writes(tmp_path: Path) -> None:
 
 
 def test_sql_on_a_store_held_by_serve_says_so(tmp_path: Path) -> None:
-    from conftest import start_server
+    from serverproc import start_server
 
     srv = start_server(tmp_path / "held.duckdb")
     try:

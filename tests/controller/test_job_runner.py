@@ -80,3 +80,25 @@ def test_a_run_that_overlaps_its_previous_run_is_skipped(tmp_path: Path) -> None
     assert second.outcome == "skipped" and results == ["ok"]
     assert registry.get_sample_value("driftscope_job_runs_total", {"job": "slow", "outcome": "skipped"}) == 1.0
     store.close()
+
+
+def test_retention_counts_from_the_newest_data_not_a_later_wall_clock(tmp_path: Path) -> None:
+    from controller.config import load_config
+    from controller.jobs import retention_job
+    from simulator.run import simulate
+    from simulator.scenario import load_scenario
+    from simulator.sinks import StoreSink
+
+    store = Store(tmp_path / "s.duckdb")
+    simulate(load_scenario("mini"), StoreSink(store), hours=3.0, history_days=0, seed=3)
+    settings = load_config(None, retention={"spans_days": 1 / 24})  # keep one hour of spans
+    wall = _Clock(4_000_000_000_000_000_000)  # a wall clock far after the simulated data
+    runner = JobRunner(store, {"retention": retention_job(store, settings)}, CollectorRegistry(), clock=wall)
+    outcome = runner.run("retention")
+    assert outcome.outcome == "ok" and outcome.detail["deleted"]["spans"] > 0
+    oldest, newest = (
+        store.cursor().execute("SELECT epoch_ns(min(start_time)), epoch_ns(max(start_time)) FROM spans").fetchone()
+    )  # type: ignore[misc]
+    assert outcome.detail["now_ns"] == newest
+    assert newest - 3_600_000_000_000 <= oldest
+    store.close()

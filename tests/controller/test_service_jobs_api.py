@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ServerProc, start_server
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from serverproc import ServerProc, start_server
 
+from analysis import rollup_all
 from collector.store import Store
+from reports import generate_report
 from simulator.run import simulate
 from simulator.scenario import load_scenario
 from simulator.sinks import StoreSink
@@ -33,6 +35,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     scenario = scenario.model_copy(update={"arrivals": scenario.arrivals.model_copy(update={"rate_per_s": 20.0})})
     store = Store(path)
     simulate(scenario, StoreSink(store), hours=4.0, from_minute=-360, seed=5)
+    rollup_all(store.cursor())
+    generate_report(store.cursor(), path.parent / "reports", window_s=3 * 3600.0)  # a report for the API to list
     store.close()
     srv = start_server(
         path,
@@ -42,6 +46,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
         ("DRIFTSCOPE_DETECTION__HISTORY_S", "21600"),
         ("DRIFTSCOPE_AUTH__API_TOKEN", API_TOKEN),
         ("DRIFTSCOPE_AUTH__INGEST_TOKEN", INGEST_TOKEN),
+        ("DRIFTSCOPE_REPORTS__OUT_DIR", str(path.parent / "reports")),
     )
     yield srv
     if srv.proc.poll() is None:
@@ -104,9 +109,23 @@ def test_metrics_export_jobs_and_open_findings(served: ServerProc) -> None:
     assert "driftscope_findings_open{" in text and "driftscope_drift_score{" in text
 
 
+def test_reports_are_listed_fetched_and_served_with_a_strict_policy(served: ServerProc) -> None:
+    listed = _get(served, "/api/reports").json()
+    assert listed["count"] == 1
+    rid = listed["items"][0]["id"]
+    one = _get(served, f"/api/reports/{rid}").json()
+    assert one["id"] == rid and one["headline"] and set(one["files"]) == {"html", "markdown", "json"}
+    page = _get(served, f"/api/reports/{rid}/html")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "<svg" in page.text or "No drift" in page.text
+    assert _get(served, "/api/reports/drift-report-nope").status_code == 404
+    assert _get(served, "/api/reports/drift-report-nope/html").status_code == 404
+
+
 @pytest.mark.parametrize("token", [None, "wrong", API_TOKEN + "x"])
 def test_the_api_refuses_without_the_token_and_says_nothing_more(served: ServerProc, token: str | None) -> None:
-    for path in ("/api/findings", "/api/jobs", "/api/invariants"):
+    for path in ("/api/findings", "/api/jobs", "/api/invariants", "/api/reports"):
         r = _get(served, path, token=token)
         assert r.status_code == 401 and r.json() == {"error": "unauthorized"}
     assert _get(served, "/healthz", token=None).status_code == 200

@@ -89,3 +89,10 @@ def test_a_drift_is_judged_on_its_slope_not_its_level(trend: float, passes: bool
     assert candidates(_batch("latency_p99", 5.0, n=1), det, NoiseControl()).tolist()[0] is passes
     level = _detection(effect=[0.03], run=[10], details={"alarm_kind": [1.0], "trend_per_day": [trend]})
     assert not candidates(_batch("latency_p99", 5.0, n=1), level, NoiseControl()).any()
+
+
+def test_a_gauge_needs_an_absolute_change_too() -> None:
+    det = _detection(effect=[3.0, 3.0], run=[10, 10])
+    det.before[:] = [1e-4, 0.02]
+    det.after[:] = [4e-4, 0.08]
+    assert candidates(_batch("gauge", 5.0, n=2), det, NoiseControl()).tolist() == [False, True]

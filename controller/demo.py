@@ -1,0 +1,251 @@
+"""``driftscope demo``: the whole product in about two minutes, on the embedded DuckDB.
+
+1. A week of history of the default scenario (``webshop``) goes straight into a fresh store
+   through the simulator's direct path, simulated in parallel segments (one per core) that
+   are merged with DuckDB's ``ATTACH``.
+2. ``driftscope serve`` starts on free loopback ports with an accelerated schedule (rollups
+   every 2 s, detection every 3 s of wall time; both work in data time).
+3. The last hours stream through real OTLP/HTTP (the SDK's exporters) into the running
+   service, across the incident: payment 5.2.0 is deployed and makes ``payment:Charge``
+   60 % slower, which slows checkout upstream.
+4. The scheduled jobs detect it; the service is stopped gracefully; the drift report is
+   written; a summary with the report's path is printed.
+
+Everything is deterministic for a seed except wall-clock timings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from collector.schema import RAW_TABLES
+from collector.store import Store
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo simulates and how fast the service's clock runs."""
+
+    scenario: str = "webshop"
+    history_days: float = 7.0
+    rate_per_s: float = 4.0
+    """Mean root arrivals per second (the scenario's 50/s would not fit the time budget)."""
+    stream_from_min: int = 120
+    """Scenario minute where streaming over OTLP starts (the deploy is at minute 180)."""
+    stream_to_min: int = 300
+    seed: int = 7
+    segments: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    rollup_interval_s: float = 2.0
+    detect_interval_s: float = 3.0
+    detection_window_s: float = 3_600.0
+    wait_for_detection_s: float = 90.0
+
+
+@dataclass
+class DemoResult:
+    """What the demo did, for the summary."""
+
+    store: Path
+    spans_history: int = 0
+    spans_streamed: int = 0
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    report_paths: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _scenario(plan: DemoPlan) -> Any:
+    from simulator.scenario import load_scenario
+
+    scenario = load_scenario(plan.scenario)
+    arrivals = scenario.arrivals.model_copy(update={"rate_per_s": plan.rate_per_s})
+    return scenario.model_copy(update={"arrivals": arrivals})
+
+
+def _simulate_segment(args: tuple[DemoPlan, int, int, int, str]) -> int:
+    """Simulate scenario minutes [first, last) into the store file ``path``; return spans written."""
+    from simulator.run import simulate
+    from simulator.sinks import StoreSink
+
+    plan, index, first, last, path = args
+    store = Store(path)
+    try:
+        summary = simulate(
+            _scenario(plan), StoreSink(store), hours=last / 60, from_minute=first, seed=plan.seed * 1_000 + index + 1
+        )
+    finally:
+        store.close()
+    return summary.rows.get("spans", 0)
+
+
+def load_history(plan: DemoPlan, store_path: Path, echo: Echo) -> int:
+    """Simulate the history in parallel segments and merge them into ``store_path``; return spans."""
+    first, last = -round(plan.history_days * 1440), plan.stream_from_min
+    cuts = [first + (last - first) * i // plan.segments for i in range(plan.segments + 1)]
+    tmp = Path(tempfile.mkdtemp(prefix="driftscope-demo-"))
+    try:
+        jobs = [(plan, i, a, b, str(tmp / f"seg{i}.duckdb")) for i, (a, b) in enumerate(itertools.pairwise(cuts))]
+        echo(f"simulating {plan.history_days:g} days of {plan.scenario} history in {len(jobs)} parallel segments")
+        with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
+            spans = 0
+            with click.progressbar(length=len(jobs), label="  history", file=sys.stderr) as bar:
+                for n in pool.imap_unordered(_simulate_segment, jobs):
+                    spans += n
+                    bar.update(1)
+        store = Store(store_path)
+        try:
+            con = store.cursor()
+            for i, (*_, path) in enumerate(jobs):
+                con.execute(f"ATTACH '{path}' AS seg{i} (READ_ONLY)")
+                for table in RAW_TABLES:
+                    con.execute(f"INSERT INTO {table} SELECT * FROM seg{i}.{table}")
+                con.execute(f"DETACH seg{i}")
+            store.checkpoint()
+        finally:
+            store.close()
+        return spans
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class _Service:
+    proc: subprocess.Popen[str]
+    otlp_http: int
+    http: int
+    log: Path
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}{path}", timeout=30) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=120)
+
+
+def start_service(plan: DemoPlan, store_path: Path) -> _Service:
+    """``driftscope serve`` on free loopback ports with the demo's accelerated schedule."""
+    env = {
+        **os.environ,
+        "DRIFTSCOPE_JOBS__ROLLUP_INTERVAL_S": str(plan.rollup_interval_s),
+        "DRIFTSCOPE_JOBS__DETECT_INTERVAL_S": str(plan.detect_interval_s),
+        "DRIFTSCOPE_DETECTION__WINDOW_S": str(plan.detection_window_s),
+        "DRIFTSCOPE_DETECTION__HISTORY_S": str(plan.history_days * 86_400),
+    }
+    ports = ["--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]
+    cmd = [sys.executable, "-m", "controller", "serve", "--store", str(store_path), *ports]
+    log = store_path.with_suffix(".serve.log")
+    with open(log, "ab") as sink:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sink, text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the service prints one JSON line once it listens
+    if not line:
+        proc.wait(timeout=30)
+        raise click.ClickException(f"the service exited before listening; see {log}")
+    info = json.loads(line)
+    return _Service(proc, int(info["otlp_http"]), int(info["http"]), log)
+
+
+def stream_incident(plan: DemoPlan, service: _Service) -> int:
+    """Send the scenario minutes [stream_from, stream_to) over OTLP/HTTP; return spans sent."""
+    from simulator.run import simulate
+    from simulator.sinks import OtlpSink
+
+    minutes = plan.stream_to_min - plan.stream_from_min
+    with click.progressbar(length=minutes, label="  streaming over OTLP", file=sys.stderr) as bar:
+        summary = simulate(
+            _scenario(plan),
+            OtlpSink(f"http://127.0.0.1:{service.otlp_http}"),
+            hours=plan.stream_to_min / 60,
+            from_minute=plan.stream_from_min,
+            seed=plan.seed,
+            progress=bar.update,
+        )
+    return summary.rows.get("spans", 0)
+
+
+def wait_for_detection(plan: DemoPlan, service: _Service, after_ns: int) -> list[dict[str, Any]]:
+    """Poll the API until a detection run started after ``after_ns`` succeeded; return open findings."""
+    deadline = time.monotonic() + plan.wait_for_detection_s
+    while time.monotonic() < deadline:
+        if service.proc.poll() is not None:
+            raise click.ClickException(f"the service stopped unexpectedly; see {service.log}")
+        jobs = {j["job"]: j for j in service.get("/api/jobs")["items"]}
+        rolled = jobs.get("rollup", {}).get("last_success")
+        detected = jobs.get("detect", {}).get("last_success")
+        # Jobs take turns, so a detection finished after a rollup that finished after the
+        # stream ran wholly on the streamed data.
+        if rolled and detected and after_ns < _iso_ns(rolled) < _iso_ns(detected):
+            return list(service.get("/api/findings?status=open")["items"])
+        time.sleep(0.5)  # waiting on the service's own schedule, not synchronising a test
+    raise click.ClickException(f"no detection run finished within {plan.wait_for_detection_s:g} s; see {service.log}")
+
+
+def _iso_ns(text: str) -> int:
+    import datetime as dt
+
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(t.timestamp() * 1_000_000) * 1_000
+
+
+def write_report(store_path: Path, out_dir: Path) -> dict[str, Path]:
+    """The drift report of the last day of data (HTML, Markdown, JSON); returns the paths by form."""
+    from reports import generate_report
+
+    store = Store(store_path)
+    try:
+        _, paths = generate_report(store.cursor(), out_dir, window_s=86_400.0)
+    finally:
+        store.close()
+    return dict(paths)
+
+
+def run_demo(plan: DemoPlan, store_path: Path, out_dir: Path, echo: Echo) -> DemoResult:
+    """Run the whole demo (see the module docstring); the store file is recreated."""
+    for path in (store_path, store_path.with_suffix(store_path.suffix + ".wal")):
+        path.unlink(missing_ok=True)
+    result = DemoResult(store_path)
+    t0 = time.perf_counter()
+    result.spans_history = load_history(plan, store_path, echo)
+    result.seconds["history"] = time.perf_counter() - t0
+
+    echo("starting driftscope serve (accelerated schedule: rollups every "
+         f"{plan.rollup_interval_s:g} s, detection every {plan.detect_interval_s:g} s)")  # fmt: skip
+    service = start_service(plan, store_path)
+    try:
+        t1 = time.perf_counter()
+        echo("streaming the incident window: payment 5.2.0 is deployed at minute 180")
+        result.spans_streamed = stream_incident(plan, service)
+        sent_ns = time.time_ns()
+        result.seconds["stream"] = time.perf_counter() - t1
+        echo("waiting for the scheduled detection to see the newest data")
+        t2 = time.perf_counter()
+        result.findings = wait_for_detection(plan, service, sent_ns)
+        result.seconds["detect"] = time.perf_counter() - t2
+    finally:
+        code = service.stop()
+    if code != 0:
+        raise click.ClickException(f"the service exited with status {code}; see {service.log}")
+    t3 = time.perf_counter()
+    result.report_paths = write_report(store_path, out_dir)
+    result.seconds["report"] = time.perf_counter() - t3
+    return result
