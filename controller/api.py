@@ -217,6 +217,22 @@ class _StoreRoutes:
         csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
         return Response(page, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": csp})
 
+    async def gate(self, request: Request) -> Response:
+        """``POST /api/gate``: the observability gate for deploy controllers (see ``driftscope gate``)."""
+        from controller.gate import handle_gate_request
+
+        body = await request.body()
+
+        def work() -> tuple[int, dict[str, Any]]:
+            con = self.store.cursor()
+            try:
+                return handle_gate_request(con, body)
+            finally:
+                con.close()
+
+        status, payload = await run_in_threadpool(work)
+        return _json(payload, status)
+
     async def jobs(self, request: Request) -> Response:
         def read(con: Any) -> dict[str, Any]:
             if not _has_table(con, "job_runs"):
@@ -243,6 +259,7 @@ class _StoreRoutes:
             Route("/api/reports/{report_id}", self.report),
             Route("/api/reports/{report_id}/html", self.report_html),
             Route("/api/jobs", self.jobs),
+            Route("/api/gate", self.gate, methods=["POST"]),
         ]
 
 

@@ -40,9 +40,15 @@ class NoiseControl:
     min_drift_per_day: float = 0.005
     """Smallest sustained trend worth reporting (0.005 = 0.5 % per day), for drift alarms."""
     persistence: int = 3
-    """Consecutive alerting points required."""
+    """Consecutive alerting points required (points without data neither count nor break a run,
+    so a job reporting every 10 minutes can persist)."""
     min_requests_per_hour: float = 60.0
-    """Average requests (or points) per hour behind a series in the window."""
+    """Average requests per hour behind a request-driven series (rate, errors, latency)."""
+    min_points_per_hour: float = 12.0
+    """Average observations per hour behind a metric series (gauges, histogram metrics, counters).
+    A batch job's duration histogram gets one observation per run, and the quantile of a single
+    observation is a bucket interpolation: quantised values that mimic level shifts. A job running
+    every 10 minutes is below this floor (the gate judges such jobs on whole windows)."""
 
 
 def benjamini_hochberg(p_values: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -59,13 +65,14 @@ def benjamini_hochberg(p_values: NDArray[np.float64]) -> NDArray[np.float64]:
     return q
 
 
-def longest_run(alert: NDArray[np.bool_]) -> NDArray[np.int64]:
-    """Length of the longest run of True per row (points)."""
+def longest_run(alert: NDArray[np.bool_], observed: NDArray[np.bool_] | None = None) -> NDArray[np.int64]:
+    """Length of the longest run of True per row (points); unobserved points are skipped."""
     n, t = alert.shape
+    seen = np.ones_like(alert) if observed is None else observed
     best = np.zeros(n, dtype=np.int64)
     run = np.zeros(n, dtype=np.int64)
     for j in range(t):  # vectorised over series; t steps
-        run = np.where(alert[:, j], run + 1, 0)
+        run = np.where(seen[:, j], np.where(alert[:, j], run + 1, 0), run)
         best = np.maximum(best, run)
     return best
 
@@ -74,9 +81,13 @@ def candidates(batch: SeriesBatch, det: Detection, control: NoiseControl) -> NDA
     """Series whose alarm passes the effect, persistence and traffic floors (before FDR)."""
     ws = batch.window_start
     in_window = det.alert[:, ws:]
-    persistent = longest_run(in_window) >= control.persistence
+    observed = batch.samples[:, ws:] > 0
+    persistent = longest_run(in_window, observed) >= control.persistence
     hours = max(in_window.shape[1] * batch.resolution_s / 3600.0, 1e-9)
-    traffic = np.nansum(batch.samples[:, ws:], axis=1) / hours >= control.min_requests_per_hour
+    kind = batch.keys[0].kind if batch.keys else ""
+    request_driven = kind in ("rate", "error_ratio") or kind.startswith("latency_")
+    floor = control.min_requests_per_hour if request_driven else control.min_points_per_hour
+    traffic = np.nansum(batch.samples[:, ws:], axis=1) / hours >= floor
     if batch.keys and batch.keys[0].kind == "error_ratio":
         delta = det.details.get("delta_pp", det.after - det.before)
         big = np.abs(np.nan_to_num(delta)) >= control.min_error_delta

@@ -405,3 +405,14 @@ def test_random_batches_keep_the_invariants(
     d = ErrorRate(slo=0.99).detect(batch)
     check_invariants(d, batch)
     assert not (d.alert & ~(samples > 0)).any()
+
+
+def test_thin_traffic_error_increase_is_found_by_the_hour_window() -> None:
+    """14 requests a minute, 0.3 % -> 3 % errors: a minute holds 0.4 expected errors, so only
+    windows pooling many minutes can see it."""
+    p = np.full(720, 0.003)
+    p[540:] = 0.03
+    d = ErrorRate().detect(ratio_batch(p, 14, seed=4, window_start=480))
+    assert d.alert[0].any() and d.p_value[0] < 1e-6
+    assert 540 <= d.change_index[0] <= 600
+    assert not ErrorRate(windows=(1,)).detect(ratio_batch(p, 14, seed=4, window_start=480)).alert.any()

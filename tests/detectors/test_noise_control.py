@@ -41,13 +41,13 @@ def test_longest_run_matches_a_plain_scan(rows: list[list[bool]]) -> None:
     assert longest_run(alert).tolist() == expected
 
 
-def _batch(kind: str, samples_per_point: float, n: int = 4, t: int = 120) -> SeriesBatch:
+def _batch(kind: str, samples_per_point: float | np.ndarray, n: int = 4, t: int = 120) -> SeriesBatch:
     keys = [SignalKey(kind, "svc", f"op{i}") for i in range(n)]
     return SeriesBatch(
         keys=keys,
         times_ns=np.arange(t, dtype=np.int64) * 60_000_000_000,
         values=np.ones((n, t)),
-        samples=np.full((n, t), samples_per_point),
+        samples=np.broadcast_to(samples_per_point, (n, t)).astype(float),
         resolution_s=60,
         window_start=60,
     )
@@ -96,3 +96,21 @@ def test_a_gauge_needs_an_absolute_change_too() -> None:
     det.before[:] = [1e-4, 0.02]
     det.after[:] = [4e-4, 0.08]
     assert candidates(_batch("gauge", 5.0, n=2), det, NoiseControl()).tolist() == [False, True]
+
+
+def test_a_sparse_metric_persists_across_its_empty_minutes() -> None:
+    """A metric reporting every 5 minutes: its alarms are 5 points apart but consecutive."""
+    every_tenth = np.zeros(120)
+    every_tenth[::5] = 1.0
+    det = _detection(effect=[0.8], run=[0])
+    det.alert[0, 70::5] = True
+    det.change_index[0] = 70
+    assert candidates(_batch("histogram_p50", every_tenth, n=1), det, NoiseControl()).tolist() == [True]
+    # The same sparse alarms on a request series are too thin (12 requests an hour).
+    assert candidates(_batch("latency_p99", every_tenth, n=1), det, NoiseControl()).tolist() == [False]
+
+
+def test_longest_run_skips_unobserved_points() -> None:
+    alert = np.array([[True, False, True, False, True, False]])
+    assert longest_run(alert).tolist() == [1]
+    assert longest_run(alert, np.array([[True, False, True, False, True, False]])).tolist() == [3]
