@@ -48,14 +48,15 @@ class DemoPlan:
     history_days: float = 7.0
     rate_per_s: float = 4.0
     """Mean root arrivals per second (the scenario's 50/s would not fit the time budget)."""
-    stream_from_min: int = 120
+    stream_from_min: int = 150
     """Scenario minute where streaming over OTLP starts (the deploy is at minute 180)."""
-    stream_to_min: int = 300
+    stream_to_min: int = 270
     seed: int = 7
     segments: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     rollup_interval_s: float = 2.0
     detect_interval_s: float = 3.0
-    detection_window_s: float = 3_600.0
+    detection_window_s: float = 7_200.0
+    """Covers the deploy: the change point itself lies in the window under test."""
     wait_for_detection_s: float = 90.0
 
 

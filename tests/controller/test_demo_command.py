@@ -1,0 +1,36 @@
+"""`driftscope demo` end to end, shortened: history, the service, OTLP streaming, scheduled detection, report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+
+def test_a_short_demo_finds_the_payment_regression_and_writes_the_report(tmp_path: Path) -> None:
+    store, out = tmp_path / "demo.duckdb", tmp_path / "reports"
+    cmd = [sys.executable, "-m", "controller", "demo", "--history-days", "0.25", "--rate", "3",
+           "--store", str(store), "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "streamed over OTLP" in done.stdout and "report (html)" in done.stdout
+    html = next(out.glob("drift-report-*/report.html"))
+    assert "Charge" in html.read_text(encoding="utf-8")
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        found = con.execute(
+            "SELECT kind, effect, evidence FROM findings WHERE service = 'payment' AND operation = 'Charge' "
+            "AND kind LIKE 'latency_%'"
+        ).fetchall()
+        otlp = con.execute("SELECT count(*) FROM spans WHERE start_time >= TIMESTAMP '2026-03-02 02:30:00'").fetchone()
+        detect_runs = con.execute("SELECT count(*) FROM job_runs WHERE job = 'detect' AND outcome = 'ok'").fetchone()
+    finally:
+        con.close()
+    assert found, "the scheduled detection missed payment:Charge"
+    assert any(effect is not None and effect > 0.3 for _, effect, _ in found)  # the deploy made Charge 60 % slower
+    assert all(json.loads(ev)["sql"] for _, _, ev in found)
+    assert otlp is not None and otlp[0] > 1000  # the incident window arrived over OTLP
+    assert detect_runs is not None and detect_runs[0] >= 1
