@@ -21,6 +21,7 @@ import polars as pl
 from collector.importer import import_files
 from collector.store import Store, StoreError, query_readonly
 from controller.cli_gate import gate
+from controller.cli_invariants import contract, invariants
 from controller.cli_report import report
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
 
@@ -343,3 +344,5 @@ def demo(store_path: Path, out_dir: Path, history_days: float, rate: float, seed
 
 main.add_command(report)
 main.add_command(gate)
+main.add_command(invariants)
+main.add_command(contract)

@@ -51,6 +51,7 @@ def extract(
     config_path: str | None, store_path: str | None, window: str, out_path: Path | None, boundaries_from: Path | None
 ) -> None:
     """Learn invariants from the window, store them (table invariants) and print a YAML spec."""
+    from analysis import rollup_all
     from detectors.invariants.model import save_invariants
     from detectors.invariants.monitor import extract as learn
     from detectors.invariants.slo import propose_slos
@@ -65,6 +66,7 @@ def extract(
     store = Store(settings_for(config_path, store_path).store)
     try:
         con = store.cursor()
+        rollup_all(con)  # counter ratios and Little's law read the per-minute rollups
         start, end = _window(con, window)
         laws = learn(con, start, end)
         slos = propose_slos(con, start, end)
@@ -93,6 +95,7 @@ def check(config_path: str | None, store_path: str | None, spec_path: Path, wind
 
     Exit status 1 when a declared invariant or boundary rule is violated.
     """
+    from analysis import rollup_all
     from detectors.invariants.spec_check import check_spec
 
     try:
@@ -104,6 +107,7 @@ def check(config_path: str | None, store_path: str | None, spec_path: Path, wind
     store = Store(settings_for(config_path, store_path).store)
     try:
         con = store.cursor()
+        rollup_all(con)
         start, end = _window(con, window)
         result = check_spec(con, spec, start, end)
     finally:
