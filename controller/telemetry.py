@@ -71,7 +71,10 @@ def configure_tracing(endpoint: str, service_version: str) -> trace.Tracer:
 
     resource = Resource.create({"service.name": "driftscope", "service.version": service_version})
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")))
+    exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces", timeout=10)
+    # Exported every second: when the endpoint is driftscope itself, its receivers stop before a
+    # final flush could reach them, so at most the last second of self-spans is lost.
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1_000))
     return provider.get_tracer("driftscope.controller")
 
 

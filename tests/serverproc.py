@@ -54,8 +54,11 @@ class ServerProc:
             con.close()
 
 
-def start_server(store: Path, *extra_env: tuple[str, str], config: Path | None = None) -> ServerProc:
-    """Start ``driftscope serve`` on free loopback ports and wait for its listening line."""
+def start_server(
+    store: Path, *extra_env: tuple[str, str], config: Path | None = None, otlp_http: str = "127.0.0.1:0"
+) -> ServerProc:
+    """Start ``driftscope serve`` on free loopback ports (or the given OTLP/HTTP address) and wait
+    for its listening line."""
     env = {**os.environ, **dict(extra_env)}
     cmd = [
         sys.executable,
@@ -65,7 +68,7 @@ def start_server(store: Path, *extra_env: tuple[str, str], config: Path | None =
         "--store",
         str(store),
         "--otlp-http",
-        "127.0.0.1:0",
+        otlp_http,
         "--otlp-grpc",
         "127.0.0.1:0",
         "--http",

@@ -3,8 +3,10 @@ and transitions findings; bearer tokens guard the API and both ingest transports
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,3 +166,27 @@ def test_graceful_stop_keeps_everything(served: ServerProc) -> None:
     assert names == {"http-ok", "grpc-ok"}
     runs = served.query("SELECT count(*) FROM job_runs WHERE outcome = 'ok' AND job = 'detect'")
     assert runs[0][0] >= 1  # type: ignore[operator]
+
+
+def test_driftscope_traces_its_jobs_into_itself(tmp_path: Path) -> None:
+    """Self-tracing pointed at its own OTLP receiver: job spans arrive as telemetry like any other."""
+    with socket.socket() as probe:  # a free port, so the service can be told its own address
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = tmp_path / "self.toml"
+    cfg.write_text(f'[jobs]\nrollup_interval_s = 0.5\n[telemetry]\notlp_endpoint = "http://127.0.0.1:{port}"\n')
+    srv = start_server(tmp_path / "self.duckdb", config=cfg, otlp_http=f"127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        accepted = 0.0
+        while time.monotonic() < deadline and accepted < 3:
+            metrics = requests.get(f"{srv.api_url}/metrics", timeout=10).text
+            prefix = 'driftscope_ingest_accepted_items_total{signal="traces"}'
+            line = next((x for x in metrics.splitlines() if x.startswith(prefix)), "")
+            accepted = float(line.rsplit(" ", 1)[1]) if line else 0.0
+            time.sleep(0.2)
+        assert accepted >= 3, "no self-spans arrived"
+    finally:
+        assert srv.stop() == 0
+    rows = srv.query("SELECT DISTINCT span_name FROM spans WHERE service_name = 'driftscope'")
+    assert ("job rollup",) in rows
