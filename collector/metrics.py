@@ -67,6 +67,11 @@ class IngestMetrics:
             "Arrow bytes decoded and waiting for the writer.",
             registry=registry,
         )
+        self.queue_rows_max = Gauge(
+            "driftscope_ingest_queue_rows_max",
+            "Configured queue capacity in rows (ingest.queue_rows_max): receivers refuse beyond it.",
+            registry=registry,
+        )
 
     def observe_commit(self, seconds: float, rows: int) -> None:
         self.write_batch.observe(seconds)

@@ -22,6 +22,7 @@ from collector.importer import import_files
 from collector.store import Store, StoreError, query_readonly
 from controller.cli_gate import gate
 from controller.cli_invariants import contract, invariants
+from controller.cli_investigate import gym, investigate
 from controller.cli_report import report
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
 
@@ -346,3 +347,5 @@ main.add_command(report)
 main.add_command(gate)
 main.add_command(invariants)
 main.add_command(contract)
+main.add_command(investigate)
+main.add_command(gym)

@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from investigations.config import InvestigationsConfig
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names each bad key and the problem."""
@@ -186,6 +188,7 @@ class Settings(BaseSettings):
     detection: DetectionConfigSection = DetectionConfigSection()
     reports: ReportsConfig = ReportsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    investigations: InvestigationsConfig = InvestigationsConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -113,6 +113,10 @@ class JobRunner:
         self._locks = {name: threading.Lock() for name in self.jobs}
         self._serial = threading.Lock()  # jobs rewrite derived tables: one at a time, in turn
         migrate(store.cursor(), MIGRATIONS, VERSION_TABLE)
+        for name in self.jobs:  # every series exists from the start: a first failure is an increase
+            self.metrics.failures.labels(name)
+            for outcome in ("ok", "failed", "skipped"):
+                self.metrics.runs.labels(name, outcome)
         for name, last in self.last_successes().items():
             if name in self.jobs:
                 self.metrics.last_success.labels(name).set(last / 1e9)
@@ -235,6 +239,24 @@ def report_job(settings: Settings) -> JobFn:
         cfg = settings.reports
         model, paths = generate_report(con, Path(cfg.out_dir), window_s=cfg.window_s, now_ns=now_ns)
         return {"report": model.id, "findings": len(model.findings), "paths": {k: str(v) for k, v in paths.items()}}
+
+    return run
+
+
+def dispatch_job(store: Store, settings: Settings, dispatcher: Any) -> JobFn:
+    """Decide on every open finding (severity, persistence, cooldown, budgets) and run the
+    investigations dispatched, with the configured policy; every decision is recorded."""
+
+    def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
+        from controller.cli_investigate import policy_for
+        from controller.dispatch import dispatch_findings
+
+        out_dir = str(Path(settings.reports.out_dir) / "investigations")
+        decisions = dispatch_findings(store, dispatcher, lambda c: policy_for(c.policy, c), now_ns, out_dir=out_dir)
+        actions: dict[str, int] = {}
+        for d in decisions:
+            actions[d.action] = actions.get(d.action, 0) + 1
+        return {"decisions": actions}
 
     return run
 

@@ -28,11 +28,14 @@ from collector.metrics import IngestMetrics
 from collector.store import Store
 from collector.writer import IngestQueue, QueueLimits
 from controller.api import api_app
+from controller.api_alerts import alert_routes
 from controller.auth import BearerAuth, GrpcBearerAuth
 from controller.config import Settings
-from controller.jobs import JobFn, JobRunner, detect_job, report_job, retention_job, rollup_job
+from controller.dispatch import Dispatcher
+from controller.jobs import JobFn, JobRunner, detect_job, dispatch_job, report_job, retention_job, rollup_job
 from controller.scheduler import Scheduler
 from controller.telemetry import FindingsCollector, configure_logging, configure_tracing
+from controller.telemetry_signals import SignalsCollector
 
 log = logging.getLogger("driftscope.serve")
 
@@ -73,13 +76,16 @@ class Service:
     ingestor: Ingestor
     runner: JobRunner
     scheduler: Scheduler | None
+    dispatcher: Dispatcher
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
         registry = CollectorRegistry()
         metrics = IngestMetrics(registry)
+        metrics.queue_rows_max.set(settings.ingest.queue_rows_max)
         store = Store(settings.store)
         registry.register(FindingsCollector(store, settings.telemetry.top_scores_max))
+        registry.register(SignalsCollector(store, series_max=settings.telemetry.top_scores_max))
         ing = settings.ingest
         queue = IngestQueue(
             store,
@@ -87,9 +93,10 @@ class Service:
             on_commit=metrics.observe_commit,
         )
         tracer = configure_tracing(settings.telemetry.otlp_endpoint, _version())
-        runner = JobRunner(store, scheduled_jobs(store, settings), registry, tracer=tracer)
+        dispatcher = Dispatcher(settings.investigations, registry)  # one per registry: it owns metrics
+        runner = JobRunner(store, scheduled_jobs(store, settings, dispatcher), registry, tracer=tracer)
         scheduler = Scheduler(runner, settings.jobs) if settings.jobs.enabled else None
-        return cls(settings, registry, store, queue, Ingestor(queue, metrics), runner, scheduler)
+        return cls(settings, registry, store, queue, Ingestor(queue, metrics), runner, scheduler, dispatcher)
 
     def ready(self) -> tuple[bool, str]:
         if not self.queue.alive():
@@ -126,7 +133,10 @@ class Service:
                     timeout_graceful_shutdown=30,
                 )
             )
-            app = api_app(self.registry, self.ready, self.store, api_token=self.settings.auth.api_token)
+            alerts = alert_routes(self.store, self.registry, self.settings, dispatcher=self.dispatcher)
+            app = api_app(
+                self.registry, self.ready, self.store, api_token=self.settings.auth.api_token, extra_routes=alerts
+            )
             api = _Server(uvicorn.Config(app, log_level="warning", access_log=False))
             await self._serve_until_signal(
                 otlp,
@@ -184,11 +194,12 @@ class Service:
         self.store.close()
 
 
-def scheduled_jobs(store: Store, settings: Settings) -> dict[str, JobFn]:
+def scheduled_jobs(store: Store, settings: Settings, dispatcher: Dispatcher) -> dict[str, JobFn]:
     """The jobs the scheduler runs, by name."""
     return {
         "rollup": rollup_job,
         "detect": detect_job(settings),
+        "dispatch": dispatch_job(store, settings, dispatcher),
         "report": report_job(settings),
         "retention": retention_job(store, settings),
     }

@@ -111,7 +111,8 @@ def _expected(plan: Plan, f: Fault) -> tuple[str, str | None, list[ExpectedSigna
         return service, name, [sig("error_ratio", op, "up"), sig("rate", op, "up")]
     if f.kind == "capacity_saturation":
         visits = visits_per_request(plan)
-        rho = visits * plan.scenario.arrivals.rate_per_s * np.array([o.mean_ms for o in plan.ops]) / 1000.0
+        # The engine queues on holding time (own work plus synchronous calls), not own work alone.
+        rho = visits * plan.scenario.arrivals.rate_per_s * np.array([o.hold_ms for o in plan.ops]) / 1000.0
         rho /= np.array([o.servers for o in plan.ops])
         bottleneck = int(np.argmax(rho))
         entry = plan.op_index[plan.scenario.entrypoints[0].operation]

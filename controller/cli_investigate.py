@@ -1,0 +1,173 @@
+"""``driftscope investigate`` and ``driftscope gym``: run an investigation, or score a policy.
+
+``investigate FINDING_ID`` or ``investigate --alert FILE.json`` (an Alertmanager v4 or
+Grafana webhook payload) runs the chosen policy over a snapshot of the store and prints
+the verified report. ``gym run --scenario S --policy P`` simulates the scenario, runs the
+policy and scores it against the ground truth.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from prometheus_client import CollectorRegistry
+
+from collector.store import Store, StoreError
+from controller.cli_support import common_options, settings_for
+from controller.dispatch import Dispatcher, Request, ensure_schema, finding_request, run_request
+from investigations.config import InvestigationsConfig, investigations_config
+from investigations.report import render_markdown
+
+POLICIES = ("playbook", "claude", "replay")
+
+
+def policy_for(name: str, config: InvestigationsConfig, *, replay_of: str | None = None, con: Any = None) -> Any:
+    """The policy called ``name`` (replay needs the id of a recorded investigation and a cursor)."""
+    if name == "playbook":
+        from investigations.playbook import PlaybookPolicy
+
+        return PlaybookPolicy()
+    if name == "claude":
+        from investigations.claude import ClaudePolicy
+        from investigations.perspectives import PerspectivesPolicy
+
+        claude = ClaudePolicy(config)
+        return PerspectivesPolicy(claude, config.perspectives) if config.perspectives else claude
+    if name == "replay":
+        from investigations import store as inv_store
+        from investigations.replay import ReplayPolicy
+
+        if not replay_of or con is None:
+            raise ValueError("--policy replay needs --replay INVESTIGATION_ID")
+        row = con.execute("SELECT report FROM investigations WHERE id = ?", [replay_of]).fetchone()
+        if not row or row[0] is None:
+            raise ValueError(f"--replay: no finished investigation {replay_of!r}")
+        return ReplayPolicy(inv_store.steps_of(con, replay_of), orjson.loads(row[0]))
+    raise ValueError(f"--policy: unknown policy {name!r} (choose from {', '.join(POLICIES)})")
+
+
+def _request(con: Any, finding_id: str | None, alert: str | None) -> Request:
+    if (finding_id is None) == (alert is None):
+        raise click.UsageError("give a FINDING_ID or --alert FILE.json (one of them)")
+    if alert is not None:
+        from controller.api_alerts import alert_requests
+
+        body = Path(alert).read_bytes()
+        data = orjson.loads(body) if body.strip().startswith(b"{") else {}
+        source = "alertmanager" if data.get("version") == "4" else "grafana"  # Grafana's payloads say "1"
+        try:
+            reqs = [r for r in alert_requests(source, body) if r.firing]
+        except ValueError as exc:
+            raise click.ClickException(f"{alert}: {exc}") from None
+        if not reqs:
+            raise click.ClickException(f"{alert}: no firing alert in the payload")
+        r = reqs[0]
+        return Request("manual", r.fingerprint, r.title, r.start_ns, r.end_ns, r.severity, 1, None, r.service,
+                       r.operation, True, r.details)  # fmt: skip
+    ensure_schema(con)
+    has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'findings'").fetchone()[0]
+    row = None
+    if has:
+        row = con.execute(
+            "SELECT id, fingerprint, severity, runs, service, operation, effect_text, detector, "
+            "epoch_ns(coalesce(change_time, window_start)), epoch_ns(window_end) FROM findings WHERE id = ?",
+            [finding_id],
+        ).fetchone()
+    if row is None:
+        raise click.ClickException(f"no finding {finding_id!r} (see `driftscope findings`)")
+    r = finding_request(row)
+    return Request("manual", r.fingerprint, r.title, r.start_ns, r.end_ns, r.severity, r.runs, r.finding_id,
+                   r.service, r.operation)  # fmt: skip
+
+
+@click.command("investigate")
+@common_options
+@click.argument("finding_id", required=False)
+@click.option("--alert", type=click.Path(exists=True, dir_okay=False), help="Alertmanager or Grafana webhook JSON.")
+@click.option("--policy", type=click.Choice(POLICIES), default=None, help="[default: investigations.policy]")
+@click.option("--replay", "replay_of", help="Investigation id whose recorded steps --policy replay re-runs.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="[default: investigations.out_dir]")
+def investigate(  # noqa: PLR0917  click passes every option as an argument
+    config_path: str | None, store_path: str | None, finding_id: str | None, alert: str | None,
+    policy: str | None, replay_of: str | None, fmt: str, out_dir: str | None,
+) -> None:  # fmt: skip
+    """Investigate FINDING_ID or an alert; print the verified report."""
+    settings = settings_for(config_path, store_path)
+    config = investigations_config(settings)
+    if not Path(settings.store).exists():
+        raise click.ClickException(f"store {settings.store} does not exist")
+    try:
+        store = Store(settings.store)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        con = store.cursor()
+        req = _request(con, finding_id, alert)
+        try:
+            pol = policy_for(policy or config.policy, config, replay_of=replay_of, con=con)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        dispatcher = Dispatcher(config, CollectorRegistry())
+        decision = dispatcher.decide(con, req, time.time_ns())
+        if decision.action != "dispatch":
+            raise click.ClickException(f"not dispatched: {decision.reason}")
+        try:
+            outcome = run_request(
+                store, dispatcher, decision, pol, now_ns=time.time_ns(), out_dir=out_dir or config.out_dir
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
+    if fmt == "json":
+        doc = {"id": outcome.id, "status": outcome.status, "report_path": str(outcome.report_path)}
+        doc["report"] = outcome.report.model_dump()
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    elif fmt == "markdown":
+        click.echo(render_markdown(outcome.report, req.title))
+    else:
+        click.echo(f"investigation {outcome.id} ({outcome.status}): {outcome.report.summary}")
+        for i, c in enumerate(outcome.report.candidates, 1):
+            click.echo(f"  {i}. {c.service} {c.operation or '-'}  {c.mechanism}  confidence {c.confidence:.2f}")
+        verified = sum(1 for c in outcome.report.claims if c.verified)
+        click.echo(f"  claims verified {verified}/{len(outcome.report.claims)}; report: {outcome.report_path}")
+
+
+@click.group("gym")
+def gym() -> None:
+    """Score investigation policies on simulator scenarios with known root causes."""
+
+
+@gym.command("run")
+@common_options
+@click.option("--scenario", required=True, help="Scenario name (see `driftscope scenarios`).")
+@click.option("--policy", type=click.Choice(["playbook", "claude"]), default="playbook", show_default=True)
+@click.option("--rate", type=float, default=8.0, show_default=True, help="Arrival rate cap (req/s).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def gym_run(  # noqa: PLR0917
+    config_path: str | None, store_path: str | None, scenario: str, policy: str, rate: float, fmt: str
+) -> None:
+    """Simulate SCENARIO, investigate its fault with POLICY and score the report."""
+    from investigations.gym import run_gym
+    from simulator.scenario import ScenarioError
+
+    config = investigations_config(settings_for(config_path, store_path))
+    try:
+        pol = policy_for(policy, config)
+        with tempfile.TemporaryDirectory(prefix="driftscope-gym-") as tmp:
+            score = run_gym(scenario, pol, tmp, config=config, rate_per_s=rate)
+    except (ValueError, ScenarioError) as exc:
+        raise click.ClickException(str(exc)) from None
+    row = {"scenario": score.scenario, "rank": score.rank, "at1": score.at1, "at3": score.at3,
+           "steps": score.steps, "tokens": score.tokens, "wall_s": round(score.wall_s, 2),
+           "claims_verified": f"{score.verified}/{score.claims}", "top": score.top, "status": score.status}  # fmt: skip
+    if fmt == "json":
+        click.echo(orjson.dumps(row).decode())
+    else:
+        click.echo("  ".join(f"{k}={v}" for k, v in row.items()))

@@ -1,0 +1,193 @@
+"""PlaybookPolicy: a deterministic, offline investigation (no API key needed).
+
+A fixed sequence of checks, each a tool call, each turning its rows into root-cause
+candidates with a strength in [0, 1]:
+
+1. ``deploys``: a version change in the window (boosts that service's candidates);
+2. ``compare_windows``: self time up (the operation where the time is *spent*, not its
+   callers, which only wait), own errors up (where failures *start*), and the share of
+   root spans up (trace context lost);
+3. ``dependencies``: call edges that appeared or disappeared (blamed on the caller);
+4. ``log_templates_diff``: templates new in the incident window;
+5. ``attribute_contract``: attribute keys that vanished or changed type;
+6. ``saturation``: queue depth up with the rate (capacity, not code).
+
+Candidates are ranked by strength; every reason carries the claim (tool call + the
+number at a path in its data) that reproduces it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from investigations.environment import Environment
+from investigations.report import Candidate, Claim, Report, ToolCall
+from investigations.tools import ToolResult
+
+SELF_Z_MIN = 6.0
+SELF_REL_MIN = 0.15
+SELF_MS_MIN = 0.3
+ERR_Z_MIN = 4.0
+ERR_DELTA_MIN = 0.004
+EDGE_MIN = 0.05
+"""Calls per caller span an edge needs on its present side to count as appeared / disappeared."""
+EDGE_KEEP = 0.25
+"""The share of its calls per caller span an edge keeps at most on its other side to count."""
+ROOT_DELTA_MIN = 0.1
+DEPLOY_BONUS = 0.25
+
+
+@dataclass
+class _Cand:
+    service: str
+    operation: str | None
+    mechanism: str
+    strength: float
+    claims: list[Claim] = field(default_factory=list)
+
+
+def _claim(result: ToolResult, index: int, key: str, text: str) -> Claim:
+    value = result.data["rows"][index][key]
+    number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return Claim(text=text, call=ToolCall(tool=result.tool, args=result.args), path=f"rows.{index}.{key}", value=number)
+
+
+def _latency_and_errors(res: ToolResult) -> list[_Cand]:
+    out: list[_Cand] = []
+    rising = [r for r in res.data.get("rows", []) if (r["rate_change_rel"] or 0) > 0.3 and r["n_before"] > 30]
+    surge = len(rising) >= max(3, len(res.data.get("rows", [])) // 2)
+    for i, r in enumerate(res.data.get("rows", [])):
+        name = f"{r['service']} {r['operation']}"
+        rel, z, ms = r["self_change_rel"] or 0.0, r["self_z"], r["self_change_ms"]
+        if z >= SELF_Z_MIN and rel >= SELF_REL_MIN and ms >= SELF_MS_MIN:
+            mech = "capacity saturation (queueing under a traffic surge)" if surge else "latency regression (self time)"
+            c = _Cand(r["service"], r["operation"], mech, math.tanh(rel) * min(1.0, z / 10))
+            c.claims.append(_claim(res, i, "self_ms_after", f"{name}: self time {r['self_ms_before']} -> "
+                                   f"{r['self_ms_after']} ms (z {z})"))  # fmt: skip
+            out.append(c)
+        d_err = (r["own_error_ratio_after"] or 0.0) - (r["own_error_ratio_before"] or 0.0)
+        if r["own_error_z"] >= ERR_Z_MIN and d_err >= ERR_DELTA_MIN:
+            retry = (r["rate_change_rel"] or 0) > 0.15 and not surge
+            mech = "retry storm (errors with amplified call rate)" if retry else "error burst (errors start here)"
+            c = _Cand(r["service"], r["operation"], mech, math.tanh(d_err / 0.02) * min(1.0, r["own_error_z"] / 8))
+            c.claims.append(_claim(res, i, "own_error_ratio_after", f"{name}: own error ratio "
+                                   f"{r['own_error_ratio_before']} -> {r['own_error_ratio_after']}"))  # fmt: skip
+            out.append(c)
+        d_root = (r["root_ratio_after"] or 0.0) - (r["root_ratio_before"] or 0.0)
+        if d_root >= ROOT_DELTA_MIN and (r["root_ratio_before"] or 0.0) < 0.5:
+            c = _Cand(r["service"], r["operation"], "broken trace propagation", math.tanh(d_root / 0.2))
+            c.claims.append(_claim(res, i, "root_ratio_after", f"{name}: share of root spans "
+                                   f"{r['root_ratio_before']} -> {r['root_ratio_after']}"))  # fmt: skip
+            out.append(c)
+    return out
+
+
+def _edges(res: ToolResult) -> list[_Cand]:
+    out: list[_Cand] = []
+    for i, r in enumerate(res.data.get("rows", [])):
+        before, after = r["calls_per_caller_before"], r["calls_per_caller_after"]
+        # the window may open a few minutes before the change: "gone" is a drop of >= 75 %
+        gone = before >= EDGE_MIN and after <= EDGE_KEEP * before
+        new = after >= EDGE_MIN and before <= EDGE_KEEP * after
+        if gone or new:
+            verb = "removed" if gone else "added"
+            c = _Cand(r["caller_service"], r["caller_operation"], f"call edge {verb} -> {r['callee_service']} "
+                      f"{r['callee_operation']}", 0.9 * math.tanh(max(before, after) / 0.1))  # fmt: skip
+            key = "calls_per_caller_before" if gone else "calls_per_caller_after"
+            c.claims.append(_claim(res, i, key, f"edge {r['caller_service']} {r['caller_operation']} -> "
+                                   f"{r['callee_service']} {r['callee_operation']} {verb}: {before} -> {after} "
+                                   "calls per caller span"))  # fmt: skip
+            out.append(c)
+    return out
+
+
+def _templates(res: ToolResult) -> list[_Cand]:
+    out: list[_Cand] = []
+    for i, r in enumerate(res.data.get("rows", [])):
+        if r["new"] and r["n_after"] >= 5:
+            c = _Cand(r["service"], None, f"new {r['severity']} log template", 0.6 * math.tanh(r["n_after"] / 20))
+            c.claims.append(_claim(res, i, "n_after", f"{r['service']}: new log template ({r['n_after']} lines)"))
+            out.append(c)
+    return out
+
+
+def _contracts(res: ToolResult) -> list[_Cand]:
+    out: list[_Cand] = []
+    for i, r in enumerate(res.data.get("rows", [])):
+        what = "type changed" if r["types_before"] != r["types_after"] and r["share_after"] > 0 else "presence changed"
+        c = _Cand(r["service"], r["operation"], f"attribute contract change ({r['key']} {what})", 0.8)
+        c.claims.append(_claim(res, i, "share_after", f"{r['service']} {r['operation']}: attribute {r['key']} share "
+                               f"{r['share_before']} -> {r['share_after']}, types {r['types_before']} -> "
+                               f"{r['types_after']}"))  # fmt: skip
+        out.append(c)
+    return out
+
+
+def _rank(cands: list[_Cand], deployed: dict[str, Claim]) -> list[_Cand]:
+    best: dict[tuple[str, str | None], _Cand] = {}
+    for c in cands:
+        key = (c.service, c.operation)
+        if key not in best or c.strength > best[key].strength:
+            if key in best:
+                c.claims = best[key].claims + c.claims
+            best[key] = c
+        else:
+            best[key].claims += c.claims
+    for c in best.values():
+        if c.service in deployed:
+            c.strength = min(1.0, c.strength + DEPLOY_BONUS)
+            c.claims.append(deployed[c.service])
+    for service, claim in deployed.items():
+        if not any(c.service == service for c in best.values()):
+            best[(service, None)] = _Cand(service, None, "change (deploy) without a measured symptom", DEPLOY_BONUS,
+                                          [claim])  # fmt: skip
+    return sorted(best.values(), key=lambda c: (-c.strength, c.service, c.operation or ""))
+
+
+class PlaybookPolicy:
+    """The fixed sequence of checks above, ranking root-cause candidates by evidence."""
+
+    name = "playbook"
+
+    def __init__(self, top: int = 5) -> None:
+        self.top = top
+
+    def run(self, env: Environment) -> Report:
+        deploys = env.call("deploys")
+        deployed = {
+            r["service"]: _claim(
+                deploys, i, "in_incident", f"{r['service']} deployed {r['version']} at {r['first_seen']}"
+            )
+            for i, r in enumerate(deploys.data.get("rows", []))
+            if r["in_incident"]
+        }
+        cands = _latency_and_errors(env.call("compare_windows"))
+        cands += _edges(env.call("dependencies"))
+        cands += _templates(env.call("log_templates_diff"))
+        cands += _contracts(env.call("attribute_contract"))
+        saturation = env.call("saturation")
+        ranked = _rank(cands, deployed)[: self.top]
+        claims: list[Claim] = []
+        candidates: list[Candidate] = []
+        total = sum(c.strength for c in ranked) or 1.0
+        for c in ranked:
+            idx = list(range(len(claims), len(claims) + len(c.claims)))
+            claims += c.claims
+            candidates.append(Candidate(service=c.service, operation=c.operation, mechanism=c.mechanism,
+                                        confidence=round(c.strength * c.strength / total, 3), claims=idx))  # fmt: skip
+        if candidates:
+            top = candidates[0]
+            summary = (f"Most likely root cause: {top.service} {top.operation or ''} ({top.mechanism}); "
+                       f"{len(candidates)} candidate(s) from {len(env.results)} checks.")  # fmt: skip
+            actions = [f"Inspect {top.service} {top.operation or ''}: {top.mechanism}."]
+            if top.service in deployed:
+                actions.append(f"Consider rolling back the {top.service} deploy in the window.")
+        else:
+            summary = "No check found a change between the baseline and the incident window."
+            actions = []
+        sat = [r for r in saturation.data.get("rows", []) if (r["mean_after"] or 0) > 2 * (r["mean_before"] or 0) + 1]
+        questions = ["Is the traffic surge expected (campaign, batch, retry loop upstream)?"] if sat else []
+        if not candidates:
+            questions.append("Is the alert window right? Widen it or check signals not in spans and logs.")
+        return Report(summary=summary, candidates=candidates, claims=claims, actions=actions, open_questions=questions)
