@@ -339,6 +339,11 @@ def demo(store_path: Path, out_dir: Path, history_days: float, rate: float, seed
     for f in result.findings[:8]:
         where = f"{f['service']}:{f['operation']}" if f.get("operation") else str(f.get("service") or "")
         click.echo(f"    [{f['severity']:8s}] {where:28s} {f['detector']:18s} {f['effect_text']}")
+    for inv in result.investigations[:3]:
+        claims = f"{inv.get('claims_verified') or 0}/{inv.get('claims_total') or 0} claims verified"
+        click.echo(f"  investigation [{inv['policy']}, {inv['status']}, {claims}]: {inv['title']}")
+        if inv.get("report_path"):
+            click.echo(f"    {inv['report_path']}")
     for kind, path in result.report_paths.items():
         click.echo(f"  report ({kind}): {path}")
 

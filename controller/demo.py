@@ -8,8 +8,10 @@
 3. The last hours stream through real OTLP/HTTP (the SDK's exporters) into the running
    service, across the incident: payment 5.2.0 is deployed and makes ``payment:Charge``
    60 % slower, which slows checkout upstream.
-4. The scheduled jobs detect it; the service is stopped gracefully; the drift report is
-   written; a summary with the report's path is printed.
+4. The scheduled jobs detect it and dispatch an investigation (Claude when
+   ``ANTHROPIC_API_KEY`` is set, the offline playbook otherwise); the service is stopped
+   gracefully; the drift report (linking the investigations) is written; a summary with
+   the report's path is printed.
 
 Everything is deterministic for a seed except wall-clock timings.
 """
@@ -68,6 +70,7 @@ class DemoResult:
     spans_history: int = 0
     spans_streamed: int = 0
     findings: list[dict[str, Any]] = field(default_factory=list)
+    investigations: list[dict[str, Any]] = field(default_factory=list)
     report_paths: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -151,6 +154,10 @@ def start_service(plan: DemoPlan, store_path: Path) -> _Service:
         "DRIFTSCOPE_JOBS__DETECT_INTERVAL_S": str(plan.detect_interval_s),
         "DRIFTSCOPE_DETECTION__WINDOW_S": str(plan.detection_window_s),
         "DRIFTSCOPE_DETECTION__HISTORY_S": str(plan.history_days * 86_400),
+        # Investigations: Claude when an API key is set, the offline playbook otherwise.
+        "DRIFTSCOPE_INVESTIGATIONS__POLICY": "claude" if os.environ.get("ANTHROPIC_API_KEY") else "playbook",
+        "DRIFTSCOPE_INVESTIGATIONS__OUT_DIR": str(store_path.with_suffix("")) + "-investigations",
+        "DRIFTSCOPE_REPORTS__OUT_DIR": str(store_path.with_suffix("")) + "-reports",
     }
     ports = ["--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]
     cmd = [sys.executable, "-m", "controller", "serve", "--store", str(store_path), *ports]
@@ -184,8 +191,11 @@ def stream_incident(plan: DemoPlan, service: _Service) -> int:
     return summary.rows.get("spans", 0)
 
 
-def wait_for_detection(plan: DemoPlan, service: _Service, after_ns: int) -> list[dict[str, Any]]:
-    """Poll the API until a detection run started after ``after_ns`` succeeded; return open findings."""
+def wait_for_detection(
+    plan: DemoPlan, service: _Service, after_ns: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Poll the API until a detection run started after ``after_ns`` succeeded and the dispatched
+    investigation (if any) finished; return (open findings, finished investigations)."""
     deadline = time.monotonic() + plan.wait_for_detection_s
     while time.monotonic() < deadline:
         if service.proc.poll() is not None:
@@ -195,8 +205,12 @@ def wait_for_detection(plan: DemoPlan, service: _Service, after_ns: int) -> list
         detected = jobs.get("detect", {}).get("last_success")
         # Jobs take turns, so a detection finished after a rollup that finished after the
         # stream ran wholly on the streamed data.
-        if rolled and detected and after_ns < _iso_ns(rolled) < _iso_ns(detected):
-            return list(service.get("/api/findings?status=open")["items"])
+        dispatched = jobs.get("dispatch", {}).get("last_success")
+        if rolled and detected and dispatched and after_ns < _iso_ns(rolled) < _iso_ns(detected) < _iso_ns(dispatched):
+            investigations = service.get("/api/investigations")["items"]
+            if not any(i["status"] == "running" for i in investigations):
+                findings = service.get("/api/findings?status=open")["items"]
+                return list(findings), [i for i in investigations if i["status"] != "running"]
         time.sleep(0.5)  # waiting on the service's own schedule, not synchronising a test
     raise click.ClickException(f"no detection run finished within {plan.wait_for_detection_s:g} s; see {service.log}")
 
@@ -240,7 +254,7 @@ def run_demo(plan: DemoPlan, store_path: Path, out_dir: Path, echo: Echo) -> Dem
         result.seconds["stream"] = time.perf_counter() - t1
         echo("waiting for the scheduled detection to see the newest data")
         t2 = time.perf_counter()
-        result.findings = wait_for_detection(plan, service, sent_ns)
+        result.findings, result.investigations = wait_for_detection(plan, service, sent_ns)
         result.seconds["detect"] = time.perf_counter() - t2
     finally:
         code = service.stop()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from serverproc import ServerProc, start_server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite never talks to the real Claude API: drop any key before a test or a subprocess
+    it starts can read it (the CLI uses the real API when ANTHROPIC_API_KEY is set)."""
+    os.environ.pop("ANTHROPIC_API_KEY", None)
 
 
 @pytest.fixture

@@ -27,6 +27,9 @@ def test_a_short_demo_finds_the_payment_regression_and_writes_the_report(tmp_pat
         ).fetchall()
         otlp = con.execute("SELECT count(*) FROM spans WHERE start_time >= TIMESTAMP '2026-03-02 02:30:00'").fetchone()
         detect_runs = con.execute("SELECT count(*) FROM job_runs WHERE job = 'detect' AND outcome = 'ok'").fetchone()
+        investigations = con.execute(
+            "SELECT i.status, i.policy, f.service FROM investigations i JOIN findings f ON f.id = i.finding_id"
+        ).fetchall()
     finally:
         con.close()
     assert found, "the scheduled detection missed payment:Charge"
@@ -34,3 +37,6 @@ def test_a_short_demo_finds_the_payment_regression_and_writes_the_report(tmp_pat
     assert all(json.loads(ev)["sql"] for _, _, ev in found)
     assert otlp is not None and otlp[0] > 1000  # the incident window arrived over OTLP
     assert detect_runs is not None and detect_runs[0] >= 1
+    assert investigations and all(status != "running" for status, _, _ in investigations)
+    assert {policy for _, policy, _ in investigations} == {"playbook"}  # no API key in tests
+    assert "investigation" in done.stdout
