@@ -122,7 +122,7 @@ class _StoreRoutes:
             items = _rows(
                 con,
                 f"SELECT * FROM findings WHERE {where} ORDER BY status = 'resolved', "
-                "list_position(['critical', 'warning', 'info'], severity), score DESC, id LIMIT $limit",
+                "list_position(['critical', 'warning', 'info'], severity), q_value, score DESC, id LIMIT $limit",
                 {**params, "limit": limit},
             )
             return {"items": items, "count": len(items)}

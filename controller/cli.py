@@ -317,7 +317,11 @@ def _read_series(path: Path) -> pl.DataFrame:
     help="Store file for the demo (recreated).",
 )
 @click.option(
-    "--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=Path)
+    "--out",
+    "out_dir",
+    default="driftscope-reports",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
 )
 @click.option("--history-days", default=7.0, show_default=True, type=click.FloatRange(0.1, 28))
 @click.option("--rate", default=4.0, show_default=True, type=click.FloatRange(0.5, 50), help="Mean requests/s.")

@@ -38,6 +38,7 @@ import click
 
 from collector.schema import RAW_TABLES
 from collector.store import Store
+from simulator.run import DEFAULT_START_NS
 
 Echo = Callable[[str], None]
 
@@ -54,6 +55,9 @@ class DemoPlan:
     """Scenario minute where streaming over OTLP starts (the deploy is at minute 180)."""
     stream_to_min: int = 270
     seed: int = 7
+    start_ns: int = DEFAULT_START_NS + 2 * 86_400_000_000_000
+    """Scenario minute 0: Wednesday 2026-03-04 00:00 UTC. One week of history cannot teach a
+    weekly pattern, so a Monday morning after a quiet weekend would itself look like drift."""
     segments: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     rollup_interval_s: float = 2.0
     detect_interval_s: float = 3.0
@@ -92,7 +96,12 @@ def _simulate_segment(args: tuple[DemoPlan, int, int, int, str]) -> int:
     store = Store(path)
     try:
         summary = simulate(
-            _scenario(plan), StoreSink(store), hours=last / 60, from_minute=first, seed=plan.seed * 1_000 + index + 1
+            _scenario(plan),
+            StoreSink(store),
+            hours=last / 60,
+            from_minute=first,
+            seed=plan.seed * 1_000 + index + 1,
+            start_ns=plan.start_ns,
         )
     finally:
         store.close()
@@ -156,6 +165,7 @@ def start_service(plan: DemoPlan, store_path: Path) -> _Service:
         "DRIFTSCOPE_DETECTION__HISTORY_S": str(plan.history_days * 86_400),
         # Investigations: Claude when an API key is set, the offline playbook otherwise.
         "DRIFTSCOPE_INVESTIGATIONS__POLICY": "claude" if os.environ.get("ANTHROPIC_API_KEY") else "playbook",
+        "DRIFTSCOPE_INVESTIGATIONS__PERSISTENCE_RUNS": "1",  # the accelerated clock runs few detections
         "DRIFTSCOPE_INVESTIGATIONS__OUT_DIR": str(store_path.with_suffix("")) + "-investigations",
         "DRIFTSCOPE_REPORTS__OUT_DIR": str(store_path.with_suffix("")) + "-reports",
     }
@@ -186,6 +196,7 @@ def stream_incident(plan: DemoPlan, service: _Service) -> int:
             hours=plan.stream_to_min / 60,
             from_minute=plan.stream_from_min,
             seed=plan.seed,
+            start_ns=plan.start_ns,
             progress=bar.update,
         )
     return summary.rows.get("spans", 0)

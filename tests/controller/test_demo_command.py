@@ -25,7 +25,7 @@ def test_a_short_demo_finds_the_payment_regression_and_writes_the_report(tmp_pat
             "SELECT kind, effect, evidence FROM findings WHERE service = 'payment' AND operation = 'Charge' "
             "AND kind LIKE 'latency_%'"
         ).fetchall()
-        otlp = con.execute("SELECT count(*) FROM spans WHERE start_time >= TIMESTAMP '2026-03-02 02:30:00'").fetchone()
+        otlp = con.execute("SELECT count(*) FROM spans WHERE start_time >= TIMESTAMP '2026-03-04 02:30:00'").fetchone()
         detect_runs = con.execute("SELECT count(*) FROM job_runs WHERE job = 'detect' AND outcome = 'ok'").fetchone()
         investigations = con.execute(
             "SELECT i.status, i.policy, f.service FROM investigations i JOIN findings f ON f.id = i.finding_id"
