@@ -240,6 +240,7 @@ class _StoreRoutes:
             items = _rows(
                 con,
                 "SELECT job, max(finished_at) FILTER (outcome = 'ok') AS last_success, "
+                "max(started_at) FILTER (outcome = 'ok') AS last_success_started, "
                 "arg_max(outcome, finished_at) AS last_outcome, arg_max(error, finished_at) AS last_error, "
                 "count(*) FILTER (outcome = 'failed') AS failures, count(*) AS runs FROM job_runs GROUP BY job "
                 "ORDER BY job",

@@ -212,12 +212,15 @@ def wait_for_detection(
         if service.proc.poll() is not None:
             raise click.ClickException(f"the service stopped unexpectedly; see {service.log}")
         jobs = {j["job"]: j for j in service.get("/api/jobs")["items"]}
-        rolled = jobs.get("rollup", {}).get("last_success")
-        detected = jobs.get("detect", {}).get("last_success")
-        # Jobs take turns, so a detection finished after a rollup that finished after the
-        # stream ran wholly on the streamed data.
-        dispatched = jobs.get("dispatch", {}).get("last_success")
-        if rolled and detected and dispatched and after_ns < _iso_ns(rolled) < _iso_ns(detected) < _iso_ns(dispatched):
+        started = {name: _iso_ns(j["last_success_started"]) for name, j in jobs.items() if j["last_success_started"]}
+        finished = {name: _iso_ns(j["last_success"]) for name, j in jobs.items() if j["last_success"]}
+        # Jobs take turns: a rollup started after the stream, then a detection and a dispatch
+        # started after it finished, saw every streamed row.
+        if (
+            started.get("rollup", 0) > after_ns
+            and started.get("detect", 0) > finished["rollup"]
+            and started.get("dispatch", 0) > finished.get("detect", 0) > 0
+        ):
             investigations = service.get("/api/investigations")["items"]
             if not any(i["status"] == "running" for i in investigations):
                 findings = service.get("/api/findings?status=open")["items"]
