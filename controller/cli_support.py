@@ -52,6 +52,9 @@ def format_table(table: pa.Table, fmt: str) -> str:
         pa_csv.write_csv(table, buf)
         return buf.getvalue().decode()
     if fmt == "json":
+        # Nanosecond timestamps have no Python datetime: render every temporal column as text.
+        columns = [c.cast(pa.string()) if pa.types.is_temporal(c.type) else c for c in table.columns]
+        table = pa.table(columns, names=table.column_names)
         return orjson.dumps(table.to_pylist(), default=str, option=orjson.OPT_INDENT_2).decode() + "\n"
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)

@@ -122,17 +122,20 @@ class JobRunner:
                 self.metrics.last_success.labels(name).set(last / 1e9)
 
     def run(self, name: str) -> JobOutcome:
-        """Run job ``name`` now, unless a run of it is still going (then it is skipped)."""
+        """Run job ``name`` now, unless a run of it is still going (then it is skipped).
+
+        A run waits its turn behind other jobs; its recorded start is when it really began.
+        """
         lock = self._locks[name]
-        started = self.clock()
         if not lock.acquire(blocking=False):
-            outcome = JobOutcome(name, "skipped", started, started, {"reason": "previous run still going"})
+            now = self.clock()
+            outcome = JobOutcome(name, "skipped", now, now, {"reason": "previous run still going"})
             self.metrics.runs.labels(name, "skipped").inc()
             log.warning("job skipped: previous run still going", extra={"job": name})
             return outcome
         try:
             with self._serial, self.tracer.start_as_current_span(f"job {name}", attributes={"job": name}):
-                return self._run_locked(name, started)
+                return self._run_locked(name, self.clock())
         finally:
             lock.release()
 

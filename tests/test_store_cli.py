@@ -165,3 +165,16 @@ def test_config_file_env_and_errors_name_the_key(tmp_path: Path, monkeypatch: py
         load_config(tmp_path / "missing.toml")
     bad = _cli("serve", "--config", str(tmp_path / "missing.toml"))
     assert bad.returncode != 0 and "does not exist" in bad.stderr
+
+
+def test_sql_json_keeps_nanosecond_timestamps(tmp_path: Path) -> None:
+    """Python datetimes stop at microseconds; JSON output must not crash on a TIMESTAMP_NS."""
+    from click.testing import CliRunner
+
+    from controller.cli import main
+
+    Store(tmp_path / "s.duckdb").close()
+    query = "SELECT TIMESTAMP_NS '2026-03-04 02:30:00.123456789' AS t, 7 AS n"
+    result = CliRunner().invoke(main, ["sql", query, "--store", str(tmp_path / "s.duckdb"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{"t": "2026-03-04 02:30:00.123456789", "n": 7}]
