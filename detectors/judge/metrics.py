@@ -13,7 +13,7 @@ difference, 0.01 = +1 percentage point) and new log templates (a count).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -140,6 +140,17 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _header(
+    kind: MetricKind, entity: str, spec: MetricSpec, rule: Rule, *, n_b: int = 0, n_c: int = 0
+) -> dict[str, Any]:
+    """The fields every judged metric shares: its name, the spec's rules, the sample sizes."""
+    return {
+        "name": f"{kind} {entity}", "kind": kind, "entity": entity, "rule": rule, "critical": spec.critical,
+        "direction": spec.direction, "min_effect": spec.min_effect, "n_baseline": n_b, "n_candidate": n_c,
+        "weight": spec.weight,
+    }  # fmt: skip
+
+
 def insufficient(
     kind: MetricKind, entity: str, spec: MetricSpec, n_baseline: int, n_candidate: int, *, what: str = "samples"
 ) -> MetricResult:
@@ -148,17 +159,8 @@ def insufficient(
         f"{side} {n}" for side, n in (("baseline", n_baseline), ("candidate", n_candidate)) if n < spec.min_samples
     ]
     return MetricResult(
-        name=f"{kind} {entity}",
-        kind=kind,
-        entity=entity,
-        rule="test",
-        critical=spec.critical,
-        direction=spec.direction,
-        min_effect=spec.min_effect,
+        **_header(kind, entity, spec, "test", n_b=n_baseline, n_c=n_candidate),
         outcome="insufficient",
-        n_baseline=n_baseline,
-        n_candidate=n_candidate,
-        weight=spec.weight,
         text=f"insufficient data: {', '.join(short)} {what}, need {spec.min_samples}",
         reason=f"{', '.join(short)} {what}, need {spec.min_samples}",
     )
@@ -175,15 +177,7 @@ def judge_latency(entity: str, baseline_ns: FloatArray, candidate_ns: FloatArray
     q_c = np.quantile(candidate_ns, [0.5, 0.99]) / 1e6
     p = test.p_greater if spec.direction == "increase" else test.p_less
     return MetricResult(
-        name=f"latency {entity}",
-        kind="latency",
-        entity=entity,
-        rule="test",
-        critical=spec.critical,
-        direction=spec.direction,
-        min_effect=spec.min_effect,
-        n_baseline=n_b,
-        n_candidate=n_c,
+        **_header("latency", entity, spec, "test", n_b=n_b, n_c=n_c),
         baseline=float(q_b[0]),
         candidate=float(q_c[0]),
         unit="ms",
@@ -191,7 +185,6 @@ def judge_latency(entity: str, baseline_ns: FloatArray, candidate_ns: FloatArray
         ci_low=_finite(low),
         ci_high=_finite(high),
         p_value=p,
-        weight=spec.weight,
         text=(
             f"p50 {q_b[0]:.4g} ms -> {q_c[0]:.4g} ms, p99 {q_b[1]:.4g} ms -> {q_c[1]:.4g} ms, "
             f"typical {_pct(effect)} {_interval(low, high)}"
@@ -230,22 +223,13 @@ def judge_quantile(
         low, high = high, low
     label = f"p{round(q * 100)}"
     return MetricResult(
-        name=f"{kind} {entity}",
-        kind=kind,
-        entity=entity,
-        rule="interval",
-        critical=spec.critical,
-        direction=spec.direction,
-        min_effect=spec.min_effect,
-        n_baseline=n_b,
-        n_candidate=n_c,
+        **_header(kind, entity, spec, "interval", n_b=n_b, n_c=n_c),
         baseline=vb,
         candidate=vc,
         unit="ms",
         effect=effect,
         ci_low=min(low, high),
         ci_high=max(low, high),
-        weight=spec.weight,
         text=f"{label} {vb:.4g} ms -> {vc:.4g} ms, {_pct(effect)} {_interval(min(low, high), max(low, high))}",
     )
 
@@ -260,15 +244,7 @@ def judge_errors(
     p = t.p_greater if spec.direction == "increase" else t.p_less
     pp = 100.0
     return MetricResult(
-        name=f"error_ratio {entity}",
-        kind="error_ratio",
-        entity=entity,
-        rule="test",
-        critical=spec.critical,
-        direction=spec.direction,
-        min_effect=spec.min_effect,
-        n_baseline=n_baseline,
-        n_candidate=n_candidate,
+        **_header("error_ratio", entity, spec, "test", n_b=n_baseline, n_c=n_candidate),
         baseline=t.ratio_baseline,
         candidate=t.ratio_candidate,
         unit="ratio",
@@ -276,7 +252,6 @@ def judge_errors(
         ci_low=t.ci_low,
         ci_high=t.ci_high,
         p_value=p,
-        weight=spec.weight,
         text=(
             f"errors {t.ratio_baseline * pp:.2f} % -> {t.ratio_candidate * pp:.2f} % "
             f"({errors_baseline}/{n_baseline} -> {errors_candidate}/{n_candidate}), "
@@ -301,15 +276,7 @@ def judge_sample(
     effect, low, high = test.shift / scale, test.ci_low / scale, test.ci_high / scale
     p = test.p_greater if spec.direction == "increase" else test.p_less
     return MetricResult(
-        name=f"{kind} {entity}",
-        kind=kind,
-        entity=entity,
-        rule="test",
-        critical=spec.critical,
-        direction=spec.direction,
-        min_effect=spec.min_effect,
-        n_baseline=n_b,
-        n_candidate=n_c,
+        **_header(kind, entity, spec, "test", n_b=n_b, n_c=n_c),
         baseline=med_b,
         candidate=med_c,
         unit=unit,
@@ -317,7 +284,6 @@ def judge_sample(
         ci_low=_finite(low),
         ci_high=_finite(high),
         p_value=p,
-        weight=spec.weight,
         text=f"median {_num(med_b, unit)} -> {_num(med_c, unit)}, shift {_pct(effect)} {_interval(low, high)}",
     )
 
@@ -327,19 +293,12 @@ def judge_new_templates(entity: str, new: list[tuple[str, int]], spec: MetricSpe
     loud = [(t, c) for t, c in new if c >= spec.min_effect]
     shown = "; ".join(f"{t!r} x{c}" for t, c in loud[:3]) + (" ..." if len(loud) > 3 else "")
     return MetricResult(
-        name=f"new_log_templates {entity}",
-        kind="new_log_templates",
-        entity=entity,
-        rule="count",
-        critical=spec.critical,
-        min_effect=spec.min_effect,
+        **_header("new_log_templates", entity, spec, "count", n_b=0, n_c=sum(c for _, c in new)),
         outcome="fail" if loud else "pass",
-        n_candidate=sum(c for _, c in new),
         baseline=0.0,
         candidate=float(len(loud)),
         unit="templates",
         effect=float(len(loud)),
-        weight=spec.weight,
         text=f"{len(loud)} new WARN/ERROR log templates" + (f": {shown}" if loud else ""),
         reason=f"templates seen >= {spec.min_effect:g} times in the candidate and never in the baseline",
     )
