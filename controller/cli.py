@@ -324,7 +324,7 @@ def _read_series(path: Path) -> pl.DataFrame:
     type=click.Path(file_okay=False, path_type=Path),
 )
 @click.option("--history-days", default=7.0, show_default=True, type=click.FloatRange(0.1, 28))
-@click.option("--rate", default=4.0, show_default=True, type=click.FloatRange(0.5, 50), help="Mean requests/s.")
+@click.option("--rate", default=3.0, show_default=True, type=click.FloatRange(0.5, 50), help="Mean requests/s.")
 @click.option("--seed", default=7, show_default=True, type=int)
 def demo(store_path: Path, out_dir: Path, history_days: float, rate: float, seed: int) -> None:
     """Simulate a week, stream an incident over OTLP into the service, detect it, write the report."""

@@ -49,7 +49,7 @@ class DemoPlan:
 
     scenario: str = "webshop"
     history_days: float = 7.0
-    rate_per_s: float = 4.0
+    rate_per_s: float = 3.0
     """Mean root arrivals per second (the scenario's 50/s would not fit the time budget)."""
     stream_from_min: int = 150
     """Scenario minute where streaming over OTLP starts (the deploy is at minute 180)."""
