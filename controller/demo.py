@@ -208,19 +208,20 @@ def wait_for_detection(
     """Poll the API until a detection run started after ``after_ns`` succeeded and the dispatched
     investigation (if any) finished; return (open findings, finished investigations)."""
     deadline = time.monotonic() + plan.wait_for_detection_s
+    # Jobs take turns, so the chain "a rollup started after the stream, a detection started
+    # after that rollup finished, a dispatch started after that detection finished" means
+    # the dispatch saw findings of every streamed row. Each link is the newest success seen.
+    chain = ("rollup", "detect", "dispatch")
+    stage, mark = 0, after_ns
     while time.monotonic() < deadline:
         if service.proc.poll() is not None:
             raise click.ClickException(f"the service stopped unexpectedly; see {service.log}")
         jobs = {j["job"]: j for j in service.get("/api/jobs")["items"]}
-        started = {name: _iso_ns(j["last_success_started"]) for name, j in jobs.items() if j["last_success_started"]}
-        finished = {name: _iso_ns(j["last_success"]) for name, j in jobs.items() if j["last_success"]}
-        # Jobs take turns: a rollup started after the stream, then a detection and a dispatch
-        # started after it finished, saw every streamed row.
-        if (
-            started.get("rollup", 0) > after_ns
-            and started.get("detect", 0) > finished["rollup"]
-            and started.get("dispatch", 0) > finished.get("detect", 0) > 0
-        ):
+        while stage < len(chain) and (job := jobs.get(chain[stage])) and job["last_success_started"]:
+            if _iso_ns(job["last_success_started"]) <= mark:
+                break
+            stage, mark = stage + 1, _iso_ns(job["last_success"])
+        if stage == len(chain):
             investigations = service.get("/api/investigations")["items"]
             if not any(i["status"] == "running" for i in investigations):
                 findings = service.get("/api/findings?status=open")["items"]
