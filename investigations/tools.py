@@ -17,9 +17,9 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from scipy import stats
 
 from analysis import Window, signals
+from analysis.effects import two_proportion_z, two_sided_p, welch_z
 from investigations import tools_sql as q
 from investigations.snapshot import Snapshot, SnapshotError, to_timestamp
 
@@ -125,19 +125,20 @@ def _run_sql(snap: Snapshot, args: SqlArgs) -> tuple[dict[str, Any], str, bool]:
 def _compare_windows(snap: Snapshot, args: Scope) -> tuple[dict[str, Any], str, bool]:
     rows, truncated = _rows(snap, q.COMPARE_WINDOWS, args)
     for r in rows:
-        # Welch z of self time, two-proportion z of own errors, Poisson z of the rate: the effect sizes.
-        n0, n1 = max(r["n_before"], 1), max(r["n_after"], 1)
-        se = math.sqrt((r["self_sd_ms_before"] or 0) ** 2 / n0 + (r["self_sd_ms_after"] or 0) ** 2 / n1)
+        # Welch z of self time, two-proportion z of own errors, relative rate change: the effect sizes.
+        n0, n1 = r["n_before"], r["n_after"]
         d_self = (r["self_ms_after"] or 0.0) - (r["self_ms_before"] or 0.0)
         r["self_change_ms"] = round(d_self, 4)
         r["self_change_rel"] = round(d_self / r["self_ms_before"], 4) if r["self_ms_before"] else None
-        r["self_z"] = round(d_self / se, 2) if se > 0 else 0.0
+        z = welch_z(
+            (r["self_ms_before"] or 0.0, r["self_sd_ms_before"] or 0.0, n0),
+            (r["self_ms_after"] or 0.0, r["self_sd_ms_after"] or 0.0, n1),
+        )
+        r["self_z"] = round(float(z), 2)
         p0, p1 = r["own_error_ratio_before"] or 0.0, r["own_error_ratio_after"] or 0.0
-        pooled = (p0 * n0 + p1 * n1) / (n0 + n1)
-        se_p = math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
-        r["own_error_z"] = round((p1 - p0) / se_p, 2) if se_p > 0 else 0.0
+        r["own_error_z"] = round(float(two_proportion_z(p0, n0, p1, n1)), 2)
         r["rate_change_rel"] = round(r["rate_after"] / r["rate_before"] - 1, 4) if r["rate_before"] else None
-        r["p_value_self"] = float(f"{2 * stats.norm.sf(abs(r['self_z'])):.3g}")
+        r["p_value_self"] = float(f"{float(two_sided_p(r['self_z'])):.3g}")
     return {"rows": rows}, f"{len(rows)} operations compared (before vs after)", truncated
 
 
