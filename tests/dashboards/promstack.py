@@ -7,7 +7,6 @@ tests exercise is what ships.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -18,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 import requests
 import yaml
+from requires import missing
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -37,10 +36,7 @@ def need_binary(name: str) -> str:
     """Path of a Debian binary; skip without it, except under CI=true where it must be there."""
     path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if path is None:
-        reason = f"{name} is not installed (Debian packages prometheus / prometheus-alertmanager)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (required when CI=true)")
-        pytest.skip(reason)
+        missing(f"{name} is not installed (Debian packages prometheus / prometheus-alertmanager)")
     return path
 
 

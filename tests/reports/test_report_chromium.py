@@ -7,9 +7,10 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
+from requires import missing
 
 from collector.store import Store
 from detectors.base import SignalKey
@@ -19,22 +20,15 @@ from reports import generate_report
 CHROMIUM = os.environ.get("DRIFTSCOPE_CHROMIUM", "/usr/bin/chromium")
 
 
-def _missing(reason: str) -> NoReturn:
-    """Skip for a missing external component, except under CI=true where it must be there."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required when CI=true)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module (the system's; playwright downloads nothing)."""
     if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        _missing(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+        missing(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("the playwright package is not installed (a dev dependency)")
+        missing("the playwright package is not installed (a dev dependency)")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
         yield b
