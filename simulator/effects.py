@@ -75,19 +75,22 @@ def effects_at(plan: Plan, minute: float) -> Effects:
             continue
         op = plan.op_index.get(f.target)
         progress = (mid - f.start_min) / (f.end_min - f.start_min)
+        reach = min(1.0, (mid - f.start_min) / f.ramp_min) if f.ramp_min > 0 else 1.0
         if f.kind in ("latency_regression", "dependency_slowdown") and op is not None:
-            eff.latency_mult[op] += f.magnitude * own_scale[op]
+            eff.latency_mult[op] += f.magnitude * reach * own_scale[op]
         elif f.kind == "slow_drift" and op is not None:
             eff.latency_mult[op] += f.magnitude * (mid - f.start_min) / MINUTES_PER_DAY * own_scale[op]
         elif f.kind == "error_burst" and op is not None:
-            eff.error_add[op] += f.magnitude
+            eff.error_add[op] += f.magnitude * reach
         elif f.kind == "retry_storm" and op is not None:
-            eff.error_add[op] += f.magnitude
+            eff.error_add[op] += f.magnitude * reach
             for s in plan.sites:
                 if s.op == op and s.call is not None:
                     eff.site_retries[s.index] = max(int(eff.site_retries[s.index]), 3)
         elif f.kind == "capacity_saturation":
-            eff.arrival_mult *= 1 + f.magnitude * min(1.0, 2 * progress)
+            # a ramp of half the fault by default (the library's saturation); ramp_min overrides it
+            growth = min(1.0, (mid - f.start_min) / f.ramp_min) if f.ramp_min > 0 else min(1.0, 2 * progress)
+            eff.arrival_mult *= 1 + f.magnitude * growth
         elif f.kind == "broken_propagation":
             service = f.target.partition(":")[0]
             eff.broken_fraction[service] = max(eff.broken_fraction.get(service, 0.0), min(f.magnitude, 1.0))
@@ -104,5 +107,5 @@ def effects_at(plan: Plan, minute: float) -> Effects:
                     elif f.change == "add" and s.latent:
                         eff.site_prob[s.index] = min(f.magnitude, 1.0)
         elif f.kind == "batch_shift":
-            eff.batch_mult[f.target] = eff.batch_mult.get(f.target, 1.0) * (1 + f.magnitude)
+            eff.batch_mult[f.target] = eff.batch_mult.get(f.target, 1.0) * (1 + f.magnitude * reach)
     return eff

@@ -20,6 +20,7 @@ import numpy as np
 from simulator.effects import Effects, effects_at
 from simulator.plan import Plan, sample_ms
 from simulator.queueing import MinuteQueue, QueueState, minute_queue, sample_waits
+from simulator.scenario import Episode
 
 NS_PER_MS = 1_000_000
 NS_PER_MIN = 60_000_000_000
@@ -72,6 +73,19 @@ class MinuteData:
     spans: Spans
     trace_ids: np.ndarray  # (n, 2) uint64
     jobs: list[JobRun] = field(default_factory=list)
+
+
+def episode_factor(episodes: list[Episode], minute: float) -> float:
+    """Product of the demand factors of the episodes in force at ``minute`` (ramped at both ends)."""
+    out = 1.0
+    for ep in episodes:
+        if not ep.start_min <= minute < ep.end_min:
+            continue
+        reach = 1.0
+        if ep.ramp_min > 0:
+            reach = min(1.0, (minute - ep.start_min) / ep.ramp_min, (ep.end_min - minute) / ep.ramp_min)
+        out *= 1.0 + (ep.factor - 1.0) * reach
+    return out
 
 
 def _group_exclusive_cumsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -151,28 +165,37 @@ class Engine:
         self.prev_shed = np.zeros(len(plan.ops))
         self.noise = 0.0
         sc = plan.scenario
-        weights = np.array([e.weight for e in sc.entrypoints])
-        self.entry_share = weights / weights.sum()
+        self.entry_weights = np.array([e.weight for e in sc.entrypoints], dtype=float)
         self.op_service = np.array([plan.services.index(op.service) for op in plan.ops])
 
     def rate_per_s(self, minute: int, eff: Effects) -> float:
-        """Root arrival rate during ``minute``: diurnal x weekly x noise x faults."""
+        """Root arrival rate during ``minute``: diurnal x weekly x episodes x noise x faults."""
         arr = self.plan.scenario.arrivals
-        t_ns = self.start_ns + minute * NS_PER_MIN
+        offset_h = arr.utc_offset_h + (1.0 if arr.dst_shift_min is not None and minute >= arr.dst_shift_min else 0.0)
+        t_ns = self.start_ns + minute * NS_PER_MIN + int(offset_h * 3.6e12)  # local clock time
         hours = (t_ns / 3.6e12) % 24.0
         weekday = int(t_ns // 86_400_000_000_000 + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
         diurnal = 1.0 + arr.diurnal_amplitude * np.cos(2 * np.pi * (hours + 0.5 / 60 - arr.peak_hour) / 24.0)
         weekly = arr.weekend_factor if weekday >= 5 else 1.0
+        episodes = episode_factor(arr.episodes, minute + 0.5)
         # AR(1) log-noise with a 30-minute correlation time.
         phi = np.exp(-1 / 30.0)
         self.noise = phi * self.noise + np.sqrt(1 - phi**2) * arr.noise_sigma * self.rng.standard_normal()
-        return float(arr.rate_per_s * diurnal * weekly * np.exp(self.noise) * eff.arrival_mult)
+        return float(arr.rate_per_s * diurnal * weekly * episodes * np.exp(self.noise) * eff.arrival_mult)
+
+    def entry_share(self, minute: int) -> np.ndarray:
+        """Share of root arrivals per entrypoint during ``minute`` (endpoints that have not started get none)."""
+        live = np.array([e.start_min is None or minute >= e.start_min for e in self.plan.scenario.entrypoints])
+        weights = np.where(live, self.entry_weights, 0.0)
+        total = weights.sum()
+        share: np.ndarray = weights / total if total > 0 else weights
+        return share
 
     def step(self, minute: int) -> MinuteData:
         """Simulate one minute (``minute`` counts from the scenario start)."""
         eff = effects_at(self.plan, minute)
         rate = self.rate_per_s(minute, eff)
-        w = self._expand(eff, self.rng.poisson(rate * 60.0 * self.entry_share))
+        w = self._expand(eff, self.rng.poisson(rate * 60.0 * self.entry_share(minute)))
         q = self._work(w, eff)
         self._durations(w)
         self._starts(w)

@@ -179,7 +179,7 @@ def _affected(plan: Plan, f: Fault, expected: list[ExpectedSignal]) -> list[Expe
                 out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("latency_p50", "latency_p99")]
                 out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("queue_depth", "active_requests")]
                 out.append(ExpectedSignal("histogram_p50", info.service, None, "up"))
-            if "error_ratio" in kinds:
+            if "error_ratio" in kinds or f.kind == "capacity_saturation":  # an overflowing queue sheds load
                 out.append(ExpectedSignal("error_ratio", info.service, info.name, "up"))
             if "rate" in kinds or f.kind == "retry_storm":
                 out.append(ExpectedSignal("rate", info.service, info.name, "up"))

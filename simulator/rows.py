@@ -50,13 +50,28 @@ STATUS_MESSAGES = {
     CAUSE_TIMEOUT: "deadline exceeded",
     CAUSE_UPSTREAM: "upstream call failed",
 }
-CLIENT_ONLY_KINDS = ("db", "cache")
-"""Operations of these kinds emit only the caller's client span (a database has no tracer)."""
+CLIENT_ONLY_KINDS = ("db", "cache", "external")
+"""Operations of these kinds emit only the caller's client span (a database or a third-party
+provider has no tracer of ours)."""
 _PLACEHOLDER = re.compile(r"\{(id|ms|n|user)\}")
 
 
 def _j(value: object) -> str:
     return orjson.dumps(value).decode()
+
+
+def _text(values: np.ndarray) -> pa.Array:
+    """Decimal text of integers, as Arrow strings."""
+    return pc.cast(pa.array(values), pa.string())
+
+
+def _cat(*parts: str | pa.Array) -> pa.Array:
+    """Row-wise concatenation of Arrow string arrays and constant strings (one Arrow kernel: no per-row Python,
+    and far less overhead per call than building a polars frame, which matters for the many small groups of a
+    minute at low traffic)."""
+    args = [pa.scalar(p, pa.string()) if isinstance(p, str) else p for p in parts]
+    out: pa.Array = pc.binary_join_element_wise(*args, pa.scalar("", pa.string()))
+    return out
 
 
 def resource_attributes(plan: Plan, service: str, version: str) -> dict[str, str]:
@@ -75,6 +90,8 @@ def _route(info: OpInfo) -> str:
 
 
 def _base_attrs(info: OpInfo, kind: int, callee_service: str) -> dict[str, object]:
+    if info.kind == "external":
+        return {"http.request.method": info.method, "server.address": f"{info.service}.example.com"}
     if info.kind == "http":
         base: dict[str, object] = {"http.request.method": info.method}
         if kind == KIND_SERVER:
@@ -130,39 +147,30 @@ class RowBuilder:
                 for key in [k for k in d if k[0] == service]:
                     del d[key]
 
-    def _dynamic_json(self, op: int, n: int, changes: dict[str, str]) -> pl.Expr | None:
-        pieces: list[pl.Expr] = []
+    def _dynamic_json(self, op: int, n: int, changes: dict[str, str]) -> pa.Array | None:
+        pieces: list[str | pa.Array] = []
         for key, kind in self._dynamic[op].items():
             change = changes.get(key)
             if change == "vanish":
                 continue
             if kind == "int":
-                values = self.rng.integers(1, 10_000_000, n)
-                quoted = change == "type"
-                lit_key = _j(key)
-                col = pl.lit(pl.Series(values)).cast(pl.String)
-                piece = pl.concat_str(
-                    [pl.lit(f",{lit_key}:" + ('"' if quoted else "")), col, pl.lit('"' if quoted else "")]
-                )
+                values = _text(self.rng.integers(1, 10_000_000, n))
+                quote = '"' if change == "type" else ""
+                piece = _cat(f",{_j(key)}:{quote}", values, quote)
             elif kind == "user":
-                values = self.rng.zipf(1.6, n) % 100_000
-                col = pl.lit(pl.Series(values)).cast(pl.String)
-                if change == "type":
-                    piece = pl.concat_str([pl.lit(f",{_j(key)}:"), col])
-                else:
-                    piece = pl.concat_str([pl.lit(f',{_j(key)}:"user-'), col, pl.lit('"')])
+                values = _text(self.rng.zipf(1.6, n) % 100_000)
+                piece = _cat(f",{_j(key)}:", values) if change == "type" else _cat(f',{_j(key)}:"user-', values, '"')
             elif kind == "uuid":
                 ids = self.rng.integers(0, 2**63, (n, 2), dtype=np.int64).astype(np.uint64)
-                hexes = pl.Series(hex128(ids))
-                piece = pl.concat_str([pl.lit(f',{_j(key)}:"'), pl.lit(hexes), pl.lit('"')])
+                piece = _cat(f',{_j(key)}:"', hex128(ids), '"')
             else:
-                choices = pl.Series([_j(c) for c in kind])
-                picks = choices.gather(self.rng.integers(0, len(kind), n))
+                choices = np.array([_j(c) for c in kind], dtype=object)
+                picks = pa.array(choices[self.rng.integers(0, len(kind), n)], pa.string())
                 if change == "type":
-                    picks = pl.Series(self.rng.integers(0, len(kind), n)).cast(pl.String)
-                piece = pl.concat_str([pl.lit(f",{_j(key)}:"), pl.lit(picks)])
+                    picks = _text(self.rng.integers(0, len(kind), n))
+                piece = _cat(f",{_j(key)}:", picks)
             pieces.append(piece)
-        return pl.concat_str(pieces) if pieces else None
+        return _cat(*pieces) if pieces else None
 
     def spans(self, m: MinuteData) -> pa.Table:
         """Rows of table ``spans`` for the minute (server, client and batch-job spans)."""
@@ -206,14 +214,14 @@ class RowBuilder:
                 "duration_ns": pa.array(end - start),
                 "status_code": pa.array(np.where(err, "ERROR", "UNSET")),
                 "status_message": pa.array(status_msg[cause_idx], pa.string()),
-                "http_route": attrs["http_route"].to_arrow().cast(pa.string()),
-                "http_status_code": attrs["http_status_code"].to_arrow(),
+                "http_route": attrs["http_route"],
+                "http_status_code": attrs["http_status_code"],
                 "events": events,
                 "links": pa.nulls(n, pa.string()),
                 "dropped_attributes_count": pa.array(np.zeros(n, np.uint32)),
                 "dropped_events_count": pa.array(np.zeros(n, np.uint32)),
                 "dropped_links_count": pa.array(np.zeros(n, np.uint32)),
-                "attributes": attrs["attributes"].to_arrow().cast(pa.string()),
+                "attributes": attrs["attributes"],
                 "resource_attributes": pa.DictionaryArray.from_arrays(op_idx, pa.array(res)).cast(pa.string()),
                 "resource_schema_url": pa.nulls(n, pa.string()),
                 "scope_name": pa.array(np.full(n, SCOPE_NAME)),
@@ -226,14 +234,18 @@ class RowBuilder:
             table = pa.concat_tables([table.cast(SCHEMAS["spans"]), jobs])
         return table.cast(SCHEMAS["spans"])
 
-    def _attribute_columns(self, m: MinuteData, kinds: np.ndarray, ops: np.ndarray, cause: np.ndarray) -> pl.DataFrame:
+    def _attribute_columns(
+        self, m: MinuteData, kinds: np.ndarray, ops: np.ndarray, cause: np.ndarray
+    ) -> dict[str, pa.Array]:
         """attributes / http_route / http_status_code for spans sorted by (kind, op)."""
         plan = self.plan
         n = len(ops)
         changes_by_op: dict[int, dict[str, str]] = {}
         for op, attr, change in m.effects.attribute_changes:
             changes_by_op.setdefault(op, {})[attr] = change
-        frames: list[pl.DataFrame] = []
+        attributes: list[pa.Array] = []
+        routes: list[pa.Array] = []
+        codes: list[pa.Array] = []
         # group boundaries of (kind, op)
         key = kinds.astype(np.int64) * 100_000 + ops
         bounds = np.flatnonzero(np.diff(key)) + 1
@@ -258,35 +270,28 @@ class RowBuilder:
                 if info.kind == "http"
                 else np.where(c == 0, 0, np.where(c == CAUSE_SHED, 8, 13))
             )
-            status_piece = pl.concat_str(
-                [pl.lit(f",{_j(_status_key(info))}:"), pl.lit(pl.Series(status)).cast(pl.String)]
-            )
-            has_status = pl.lit(pl.Series(c != CAUSE_TIMEOUT))
-            parts: list[pl.Expr] = [
-                pl.lit(head),
-                pl.when(has_status).then(status_piece).otherwise(pl.lit("")),
-                pl.lit(const_json),
-            ]
+            has_status = c != CAUSE_TIMEOUT
+            status_piece = pc.if_else(pa.array(has_status), _cat(f",{_j(_status_key(info))}:", _text(status)), "")
+            parts: list[str | pa.Array] = [head, status_piece, const_json]
             if kind == KIND_SERVER:
                 dyn = self._dynamic_json(op, hi - lo, changes_by_op.get(op, {}))
                 if dyn is not None:
                     parts.append(dyn)
-            parts.append(pl.lit("}"))
-            frame = pl.select(
-                attributes=pl.concat_str(parts),
-                http_route=pl.lit(_route(info) if info.kind == "http" and kind == KIND_SERVER else None, pl.String),
-                http_status_code=pl.lit(pl.Series(status, dtype=pl.Int32))
-                if info.kind == "http"
-                else pl.lit(None, pl.Int32),
-            )
+            attributes.append(_cat(*parts, "}"))
+            route = _route(info) if info.kind == "http" and kind == KIND_SERVER else None
+            routes.append(pa.repeat(pa.scalar(route, pa.string()), hi - lo))
             if info.kind == "http":
-                frame = frame.with_columns(
-                    http_status_code=pl.when(has_status).then(pl.col("http_status_code")).otherwise(None)
-                )
-            frames.append(frame)
-        if not frames:
-            return pl.DataFrame(schema={"attributes": pl.String, "http_route": pl.String, "http_status_code": pl.Int32})
-        return pl.concat(frames)
+                codes.append(pa.array(status.astype(np.int32), pa.int32(), mask=~has_status))
+            else:
+                codes.append(pa.nulls(hi - lo, pa.int32()))
+        if not attributes:
+            return {k: pa.array([], t) for k, t in (("attributes", pa.string()), ("http_route", pa.string()),
+                                                     ("http_status_code", pa.int32()))}  # fmt: skip
+        return {
+            "attributes": pa.concat_arrays(attributes),
+            "http_route": pa.concat_arrays(routes),
+            "http_status_code": pa.concat_arrays(codes),
+        }
 
     def _events(self, cause: np.ndarray, end: np.ndarray, kinds: np.ndarray) -> pa.Array:
         """An ``exception`` event on failed server spans (as the SDK records one)."""
@@ -315,6 +320,8 @@ class RowBuilder:
         rows = []
         for run in m.jobs:
             job = self.plan.scenario.batch_jobs[run.job]
+            if not self.plan.scenario.services[job.service].export.histograms:
+                continue
             version = m.effects.versions[job.service]
             rows.append(
                 {
@@ -342,12 +349,12 @@ class RowBuilder:
 
     # ---- logs --------------------------------------------------------------------------
 
-    def _render(self, template: str, durations_ms: np.ndarray) -> pl.Series:
+    def _render(self, template: str, durations_ms: np.ndarray) -> pa.Array:
         n = len(durations_ms)
-        parts: list[pl.Expr] = []
+        parts: list[str | pa.Array] = []
         pos = 0
         for match in _PLACEHOLDER.finditer(template):
-            parts.append(pl.lit(template[pos : match.start()]))
+            parts.append(template[pos : match.start()])
             name = match.group(1)
             if name == "ms":
                 values = durations_ms.astype(np.int64)
@@ -357,11 +364,14 @@ class RowBuilder:
                 values = self.rng.integers(1, 50, n)
             else:
                 values = self.rng.zipf(1.6, n) % 100_000
-            col = pl.lit(pl.Series(values)).cast(pl.String)
-            parts.append(pl.concat_str([pl.lit("user-"), col]) if name == "user" else col)
+            parts.append(_cat("user-", _text(values)) if name == "user" else _text(values))
             pos = match.end()
-        parts.append(pl.lit(template[pos:]))
-        return pl.select(body=pl.concat_str(parts)).to_series() if n else pl.Series("body", [], pl.String)
+        parts.append(template[pos:])
+        if not n:
+            return pa.array([], pa.string())
+        if all(isinstance(p, str) for p in parts):
+            return pa.repeat(pa.scalar("".join(p for p in parts if isinstance(p, str)), pa.string()), n)
+        return _cat(*parts)
 
     def logs(self, m: MinuteData) -> pa.Table | None:
         """Rows of table ``logs``: statements of served requests plus new-template faults."""
@@ -371,7 +381,7 @@ class RowBuilder:
         server = sp.kind == KIND_SERVER
         for i, info in enumerate(plan.ops):
             statements = plan.scenario.operation(info.ref).logs
-            if not statements:
+            if not statements or not plan.scenario.services[info.service].export.logs:
                 continue
             mine = np.flatnonzero(server & (sp.op == i))
             for st in statements:
@@ -395,6 +405,8 @@ class RowBuilder:
                     )
         for fault in m.effects.new_templates:
             service = fault.target.partition(":")[0]
+            if not plan.scenario.services[service].export.logs:
+                continue
             svc = plan.services.index(service)
             pool = np.flatnonzero(server & (np.array([plan.services.index(o.service) for o in plan.ops])[sp.op] == svc))
             k = min(int(self.rng.poisson(fault.magnitude)), len(pool))
@@ -419,25 +431,29 @@ class RowBuilder:
         version = m.effects.versions[service]
         durations = (sp.end_ns[spans] - sp.start_ns[spans]) / 1e6
         none = pa.nulls(n, pa.string())
+
+        def const(value: str) -> pa.Array:
+            return pa.repeat(pa.scalar(value, pa.string()), n)
+
         return {
             "time": pa.array(t, pa.timestamp("ns")),
             "observed_time": pa.array(t, pa.timestamp("ns")),
-            "service_name": pa.array(np.full(n, service)),
-            "service_version": pa.array(np.full(n, version)),
+            "service_name": const(service),
+            "service_version": const(version),
             "severity_number": pa.array(np.full(n, SEVERITY_NUMBERS[severity], np.int32)),
-            "severity_text": pa.array(np.full(n, severity)),
-            "body": self._render(template, durations).to_arrow().cast(pa.string()),
-            "body_type": pa.array(np.full(n, "string")),
+            "severity_text": const(severity),
+            "body": self._render(template, durations),
+            "body_type": const("string"),
             "event_name": none,
             "trace_id": hex128(m.trace_ids[sp.trace[spans]]) if with_trace else none,
             "span_id": hex64(sp.span_id[spans]) if with_trace else none,
             "flags": pa.array(np.full(n, 1 if with_trace else 0, np.uint32)),
             "dropped_attributes_count": pa.array(np.zeros(n, np.uint32)),
-            "attributes": pa.array(np.full(n, "{}")),
-            "resource_attributes": pa.array(np.full(n, _j(resource_attributes(self.plan, service, version)))),
+            "attributes": const("{}"),
+            "resource_attributes": const(_j(resource_attributes(self.plan, service, version))),
             "resource_schema_url": none,
-            "scope_name": pa.array(np.full(n, SCOPE_NAME)),
-            "scope_version": pa.array(np.full(n, SCOPE_VERSION)),
+            "scope_name": const(SCOPE_NAME),
+            "scope_version": const(SCOPE_VERSION),
             "scope_attributes": none,
         }
 
@@ -482,6 +498,9 @@ class RowBuilder:
         dur_s = (sp.end_ns - sp.start_ns) / 1e9
         bounds = np.array(DURATION_BOUNDS_S)
         for i, info in enumerate(plan.ops):
+            export = plan.scenario.services[info.service].export
+            if not (export.histograms or export.gauges):
+                continue
             version = m.effects.versions[info.service]
             start = self.cum.start_ns[info.service]
             mine = np.flatnonzero(server & (sp.op == i))
@@ -513,30 +532,32 @@ class RowBuilder:
                     ]
                 )
             name = DURATION_METRICS.get(info.kind, "rpc.server.call.duration")
-            hist.append(
-                {
-                    **self._metric_head(name, "s", info.service, version, t_ns=t_end, start_ns=start, attrs=attrs),
-                    "count": int(counts.sum()),
-                    "sum": self.cum.sums[key],
-                    "min": self.cum.mins.get(key),
-                    "max": self.cum.maxs.get(key),
-                    "bounds": list(DURATION_BOUNDS_S),
-                    "bucket_counts": counts.tolist(),
-                    "temporality": "cumulative",
-                    "exemplars": exemplars,
-                }
-            )
+            if export.histograms:
+                hist.append(
+                    {
+                        **self._metric_head(name, "s", info.service, version, t_ns=t_end, start_ns=start, attrs=attrs),
+                        "count": int(counts.sum()),
+                        "sum": self.cum.sums[key],
+                        "min": self.cum.mins.get(key),
+                        "max": self.cum.maxs.get(key),
+                        "bounds": list(DURATION_BOUNDS_S),
+                        "bucket_counts": counts.tolist(),
+                        "temporality": "cumulative",
+                        "exemplars": exemplars,
+                    }
+                )
             op_attrs = {"operation": info.name}
             lam = m.arrivals_per_op[i] / 60.0
             mean_s = float(d.mean()) if len(d) else 0.0
-            for metric, unit, value in (
+            gauges = (
                 (
                     "temporal.task_queue.backlog" if info.kind == "workflow" else "queue.depth",
                     "{request}",
                     float(m.queue.queue_depth[i]),
                 ),
                 ("server.active_requests", "{request}", lam * mean_s),
-            ):
+            )
+            for metric, unit, value in gauges if export.gauges else ():
                 points.append(
                     {
                         **self._metric_head(
@@ -550,6 +571,28 @@ class RowBuilder:
                         "exemplars": None,
                     }
                 )
+        points += self._counter_points(m)
+        out = {
+            "histogram_points": pa.Table.from_pylist(hist, schema=SCHEMAS["histogram_points"]),
+            "metric_points": pa.Table.from_pylist(points, schema=SCHEMAS["metric_points"]),
+        }
+        hist_out: list[dict[str, object]] = []
+        exp = self._job_metrics(m, hist_out)
+        if hist_out:
+            out["histogram_points"] = pa.concat_tables(
+                [out["histogram_points"], pa.Table.from_pylist(hist_out, schema=SCHEMAS["histogram_points"])]
+            )
+        if exp:
+            out["exp_histogram_points"] = pa.Table.from_pylist(exp, schema=SCHEMAS["exp_histogram_points"])
+        return out
+
+    def _counter_points(self, m: MinuteData) -> list[dict[str, object]]:
+        """Cumulative business-counter points of the minute."""
+        plan = self.plan
+        sp = m.spans
+        server = sp.kind == KIND_SERVER
+        t_end = m.start_ns + 60_000_000_000
+        points: list[dict[str, object]] = []
         for counter in plan.scenario.counters:
             i = plan.op_index[counter.operation]
             info = plan.ops[i]
@@ -577,25 +620,15 @@ class RowBuilder:
                     "exemplars": None,
                 }
             )
-        out = {
-            "histogram_points": pa.Table.from_pylist(hist, schema=SCHEMAS["histogram_points"]),
-            "metric_points": pa.Table.from_pylist(points, schema=SCHEMAS["metric_points"]),
-        }
-        hist_out: list[dict[str, object]] = []
-        exp = self._job_metrics(m, hist_out)
-        if hist_out:
-            out["histogram_points"] = pa.concat_tables(
-                [out["histogram_points"], pa.Table.from_pylist(hist_out, schema=SCHEMAS["histogram_points"])]
-            )
-        if exp:
-            out["exp_histogram_points"] = pa.Table.from_pylist(exp, schema=SCHEMAS["exp_histogram_points"])
-        return out
+        return points
 
     def _job_metrics(self, m: MinuteData, hist: list[dict[str, object]]) -> list[dict[str, object]]:
         exp: list[dict[str, object]] = []
         bounds = np.array(JOB_DURATION_BOUNDS_S)
         for run in m.jobs:
             job = self.plan.scenario.batch_jobs[run.job]
+            if not self.plan.scenario.services[job.service].export.histograms:
+                continue
             version = m.effects.versions[job.service]
             end = run.start_ns + run.duration_ns
             seconds = run.duration_ns / 1e9

@@ -2,7 +2,8 @@
 
 ``simulate`` is what ``driftscope simulate`` calls. The run starts at ``start_ns`` minus
 the history, so scenario minute 0 (where fault times count from) is ``start_ns``; the
-default start is Monday 2026-03-02 00:00 UTC, fixed so that runs are byte-identical.
+default is the scenario's ``start``, else Monday 2026-03-02 00:00 UTC, fixed so that runs
+are byte-identical.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def simulate(
     hours: float | None = None,
     history_days: float | None = None,
     seed: int = 1,
-    start_ns: int = DEFAULT_START_NS,
+    start_ns: int | None = None,
     flush_rows: int = 200_000,
     from_minute: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -56,6 +57,7 @@ def simulate(
     starts cold there). ``progress`` is called with the number of minutes just simulated.
     """
     hours = scenario.hours if hours is None else hours
+    start_ns = scenario.start_ns(DEFAULT_START_NS) if start_ns is None else start_ns
     history_days = scenario.history_days if history_days is None else history_days
     plan = Plan.compile(scenario)
     engine = Engine(plan, start_ns, seed)

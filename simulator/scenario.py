@@ -6,13 +6,17 @@ the arrival process, error rates, retries and timeouts, log statements, attribut
 business counters, batch jobs, deploys and faults. ``load_scenario`` accepts a library
 name (``simulator/scenarios/NAME.toml``) or a path and raises ``ScenarioError`` naming
 every bad key. A scenario may start with ``extends = "NAME"`` to inherit a library
-scenario: its tables merge key by key and its arrays (faults, entrypoints) replace the
+scenario, or ``extends = "PATH.toml"`` to inherit a file (a relative path is relative to
+the directory of the scenario that names it, so users keep their own worlds side by
+side): its tables merge key by key and its arrays (faults, entrypoints) replace the
 inherited ones. Times in a scenario are minutes after the scenario start (history runs
-before it); durations are milliseconds; rates are per second.
+before it; ``start`` says when minute 0 is, default Monday 2026-03-02 00:00 UTC);
+durations are milliseconds; rates are per second.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -91,7 +95,9 @@ class Operation(_Model):
     service_time: Distribution
     servers: int = Field(8, ge=1, le=10_000)
     error_rate: float = Field(0.0, ge=0, le=1)
-    kind: Literal["http", "rpc", "db", "cache", "queue", "workflow"] = "http"
+    kind: Literal["http", "rpc", "db", "cache", "queue", "workflow", "external"] = "http"
+    """``db``, ``cache`` and ``external`` (a third-party provider) have no tracer of their own:
+    only their callers' client spans show them."""
     method: str = "GET"
     attributes: dict[str, str | int | bool] = {}
     """Constant attributes of every span of the operation."""
@@ -101,15 +107,49 @@ class Operation(_Model):
     logs: list[LogStatement] = []
 
 
+class Export(_Model):
+    """Which telemetry a service exports besides its spans (teams differ in their habits)."""
+
+    histograms: bool = True
+    """Request-duration histograms (and batch-job histograms) of its operations."""
+    gauges: bool = True
+    """Queue-depth and in-flight gauges of its operations."""
+    logs: bool = True
+    """Its log statements (and the lines of new-template faults)."""
+
+
 class Service(_Model):
     version: str = "1.0.0"
     attributes: dict[str, str] = {}
     operations: dict[str, Operation]
+    export: Export = Export()
 
 
 class Entrypoint(_Model):
     operation: str
     weight: float = Field(1.0, gt=0)
+    start_min: float | None = None
+    """Minute (after the scenario start) the endpoint starts receiving traffic; None: always."""
+
+
+class Episode(_Model):
+    """A stretch of unusual demand: a surge (``factor`` > 1) or a holiday (``factor`` < 1).
+
+    The arrival rate is multiplied by ``factor`` from ``start_min`` to ``end_min``, reached
+    linearly over ``ramp_min`` minutes at both ends (0 = a step).
+    """
+
+    kind: Literal["surge", "holiday"] = "surge"
+    start_min: float
+    end_min: float
+    factor: float = Field(gt=0, le=20)
+    ramp_min: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _window(self) -> Episode:
+        if self.end_min <= self.start_min:
+            raise ValueError("end_min must be after start_min")
+        return self
 
 
 class Arrivals(_Model):
@@ -122,6 +162,12 @@ class Arrivals(_Model):
     weekend_factor: float = Field(0.75, gt=0, le=2)
     noise_sigma: float = Field(0.05, ge=0, le=1)
     """Log-scale standard deviation of a slow (AR(1), 30-minute) rate noise."""
+    utc_offset_h: float = Field(0.0, ge=-12, le=14)
+    """The users' time zone: ``peak_hour`` and weekends are in local time, UTC + this."""
+    dst_shift_min: float | None = None
+    """Minute (after the scenario start) local clocks move forward one hour (daylight saving)."""
+    episodes: list[Episode] = []
+    """Surges and holidays (benign unless they exceed capacity)."""
 
 
 class Counter(_Model):
@@ -188,6 +234,8 @@ class Fault(_Model):
     change: Literal["vanish", "type", "remove", "add"] | None = None
     to: str | None = None
     """For call_edge: the callee of the edge added or removed (target is the caller)."""
+    ramp_min: float = Field(0.0, ge=0)
+    """Minutes over which the fault grows from nothing to ``magnitude`` (0 = a step onset)."""
 
     @model_validator(mode="after")
     def _window(self) -> Fault:
@@ -211,6 +259,8 @@ class Scenario(_Model):
     """Default hours simulated after the history."""
     history_days: float = Field(0.0, ge=0)
     """Default days of history before the scenario start."""
+    start: dt.datetime | None = None
+    """When scenario minute 0 is (UTC unless an offset is given); None: Monday 2026-03-02 00:00 UTC."""
     arrivals: Arrivals
     entrypoints: Annotated[list[Entrypoint], Field(min_length=1)]
     services: dict[str, Service]
@@ -218,6 +268,13 @@ class Scenario(_Model):
     batch_jobs: list[BatchJob] = []
     deploys: list[Deploy] = []
     faults: list[Fault] = []
+
+    def start_ns(self, default_ns: int) -> int:
+        """Scenario minute 0 in ns since the epoch (``default_ns`` when ``start`` is unset)."""
+        if self.start is None:
+            return default_ns
+        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=dt.UTC)
+        return int(start.timestamp()) * 1_000_000_000 + start.microsecond * 1000
 
     def operation(self, ref: str) -> Operation:
         service, _, op = ref.partition(":")
@@ -317,7 +374,27 @@ def _merge(base: dict[str, object], over: dict[str, object]) -> dict[str, object
     return out
 
 
-def _read(text: str, source: str, seen: tuple[str, ...] = ()) -> dict[str, object]:
+def _parent(parent: object, source: str, base_dir: Path | None) -> tuple[str, Path]:
+    """(key for cycle detection, file) of the scenario ``extends`` names."""
+    lib = library()
+    if not isinstance(parent, str) or not parent:
+        raise ScenarioError(f"scenario {source}: extends must be a library name or a path, got {parent!r}")
+    if parent.endswith(".toml") or "/" in parent or "\\" in parent:
+        path = Path(parent)
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        if not path.is_file():
+            raise ScenarioError(f"scenario {source}: extends {parent!r}, but {path} is not a file")
+        return str(path.resolve()), path
+    if parent not in lib:
+        raise ScenarioError(
+            f"scenario {source}: extends {parent!r}, which is not in the library ({', '.join(lib)}) "
+            "and not a path (paths end in .toml)"
+        )
+    return str(lib[parent].resolve()), lib[parent]
+
+
+def _read(text: str, source: str, seen: tuple[str, ...] = (), base_dir: Path | None = None) -> dict[str, object]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -325,18 +402,18 @@ def _read(text: str, source: str, seen: tuple[str, ...] = ()) -> dict[str, objec
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    lib = library()
-    if not isinstance(parent, str) or parent not in lib:
-        raise ScenarioError(f"scenario {source}: extends {parent!r}, which is not in the library ({', '.join(lib)})")
-    if parent in seen:
+    key, path = _parent(parent, source, base_dir)
+    if key in seen:
         raise ScenarioError(f"scenario {source}: extends forms a cycle through {parent!r}")
-    base = _read(lib[parent].read_text(encoding="utf-8"), str(lib[parent]), (*seen, parent))
+    base = _read(path.read_text(encoding="utf-8"), str(path), (*seen, key), path.parent)
     return _merge(base, data)
 
 
-def parse_scenario(text: str, source: str = "<text>") -> Scenario:
-    """Validate scenario TOML text (``extends = "NAME"`` inherits a library scenario)."""
-    data = _read(text, source)
+def parse_scenario(text: str, source: str = "<text>", base_dir: Path | None = None) -> Scenario:
+    """Validate scenario TOML text (``extends`` inherits a library scenario or a file; a relative
+    path is relative to ``base_dir``, the current directory when None)."""
+    seen = (str(Path(source).resolve()),) if Path(source).is_file() else ()
+    data = _read(text, source, seen, base_dir)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
@@ -349,4 +426,4 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     path = lib.get(str(name_or_path)) or Path(name_or_path)
     if not path.is_file():
         raise ScenarioError(f"no scenario {name_or_path!r}: not a file, and the library has {', '.join(lib)}")
-    return parse_scenario(path.read_text(encoding="utf-8"), str(path))
+    return parse_scenario(path.read_text(encoding="utf-8"), str(path), path.parent)
