@@ -9,7 +9,10 @@ Rows that arrive for minutes already closed (older than the recomputed range, wi
 reported: never silently lost, never silently double counted.
 
 Spans roll up in DuckDB SQL (one scan); the log-bucket index is the same formula as
-``analysis.histogram.bucket_index`` so that Python and SQL agree bucket for bucket.
+``analysis.histogram.bucket_index`` so that Python and SQL agree bucket for bucket. A
+minute without a single span of an operation seen in the ``zero_fill_s`` before it is
+rolled up as an explicit zero (count 0, no latency): silence after traffic is a value (a
+total outage of one operation is a rate of 0), not a gap the rate detectors skip.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class RollupConfig:
     """Closed minutes younger than this (behind the recomputed range) are checked for late rows."""
     metric_lookback_s: float = 3_600.0
     """Cumulative metrics look this far back for each series' previous point."""
+    zero_fill_s: float = 3_600.0
+    """A minute without spans of an operation (service, span name, span kind) that had spans this recently is
+    rolled up as an explicit zero; longer silences stay gaps (an operation retired is not down forever)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,26 @@ SELECT minute, service_name, operation, span_kind, status_class,
        {", ".join(f"{_quantile_sql(q)} AS {name}" for name, q in QUANTILES.items())}
 FROM w GROUP BY minute, service_name, operation, span_kind, status_class
 """
+
+ZEROS_SQL = """
+INSERT INTO rollup_spans
+WITH seen AS (
+    SELECT DISTINCT minute, service_name, operation, span_kind FROM rollup_spans
+    WHERE minute >= $lo::TIMESTAMP - to_seconds($h) AND minute < $hi AND count > 0
+), gaps AS (
+    SELECT minute, service_name, operation, span_kind,
+           least(coalesce(lead(minute) OVER (PARTITION BY service_name, operation, span_kind ORDER BY minute), $hi),
+                 minute + to_seconds($h) + INTERVAL 1 MINUTE) AS until
+    FROM seen
+), zeros AS (
+    SELECT unnest(generate_series(minute + INTERVAL 1 MINUTE, until - INTERVAL 1 MINUTE, INTERVAL 1 MINUTE)) AS minute,
+           service_name, operation, span_kind
+    FROM gaps WHERE until > minute + INTERVAL 1 MINUTE
+)
+SELECT minute, service_name, operation, span_kind, 'ok', 0, 0, 0.0, NULL, NULL, 0, [], [], NULL, NULL, NULL, NULL
+FROM zeros WHERE minute >= $lo AND minute < $hi
+"""
+"""Explicit zero minutes of recently seen operations in [$lo, $hi) (``RollupConfig.zero_fill_s`` = $h)."""
 
 LOGS_SQL = """
 SELECT date_trunc('minute', coalesce(time, observed_time)) AS minute, service_name, severity_number,
@@ -182,6 +208,7 @@ def _recompute(con: duckdb.DuckDBPyConnection, src: _Source, lo: datetime, hi: d
     params = {"lo": lo, "hi": hi}
     if src.table == "spans":
         con.execute(f"INSERT INTO rollup_spans {SPANS_SQL}", params)
+        con.execute(ZEROS_SQL, {**params, "h": config.zero_fill_s})
         con.execute(DEPLOYS_SQL, params)
     elif src.table == "logs":
         con.execute(f"INSERT INTO rollup_logs {LOGS_SQL}", params)

@@ -17,13 +17,18 @@ import polars as pl
 from analysis import Window, distributions, signals
 from analysis.baselines import auto_baseline
 from analysis.histogram import LogHistogram
+from analysis.traffic import at_constant_traffic, elasticity, traffic_factor
 from detectors.base import Detection, Detector, SeriesBatch, SignalKey, applies
 from detectors.findings import Finding, Severity, effect_text
 from detectors.noise import NoiseControl, benjamini_hochberg, candidates
 from detectors.registry import DETECTORS, RetryFeedback
+from detectors.sparse import SparseShift
 
 SPAN_KINDS = ("rate", "error_ratio", "latency_p50", "latency_p99")
 METRIC_KINDS = ("gauge", "histogram_p50")
+WATCHED_EMPTY = 1e-9
+"""``samples`` of a rate point that is an explicit zero (a minute watched and found empty, see
+``analysis.rollup``): observed, so detectors see the zero, yet adding nothing to traffic floors."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,19 @@ def _grid(window: Window) -> np.ndarray:
     return np.arange(start, end, step, dtype=np.int64)
 
 
-def build_batch(con: duckdb.DuckDBPyConnection, kind: str, window: Window, history_s: int) -> SeriesBatch | None:
-    """Every entity's series of ``kind`` over history + window, aligned on one grid."""
+@dataclass(frozen=True, eq=False)
+class _Raw:
+    """One signal kind read from the rollups: every entity's series on one grid (history + window)."""
+
+    keys: list[SignalKey]
+    grid: np.ndarray
+    values: np.ndarray
+    samples: np.ndarray
+    window_start: int
+    full: Window
+
+
+def _read(con: duckdb.DuckDBPyConnection, kind: str, window: Window, history_s: int) -> _Raw | None:
     full = Window(window.start - timedelta(seconds=history_s), window.end, window.resolution_s)
     frame = signals(con, kind, full)  # type: ignore[arg-type]
     if frame.height == 0:
@@ -70,13 +86,51 @@ def build_batch(con: duckdb.DuckDBPyConnection, kind: str, window: Window, histo
         for r in entities.iter_rows(named=True)
     ]
     window_start = int(np.searchsorted(grid, np.datetime64(window.start, "ns").astype(np.int64)))
+    return _Raw(keys, grid, values, samples, window_start, full)
+
+
+def demand(con: duckdb.DuckDBPyConnection, window: Window, history_s: int) -> np.ndarray | None:
+    """Per point of history + window, the traffic factor of the request rates (``analysis.traffic``)."""
+    raw = _read(con, "rate", window, history_s)
+    return None if raw is None else traffic_factor(raw.values, raw.window_start)
+
+
+def build_batch(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    window: Window,
+    history_s: int,
+    traffic: np.ndarray | None = None,
+) -> SeriesBatch | None:
+    """Every entity's series of ``kind`` over history + window, aligned on one grid.
+
+    Request rates are taken at constant traffic (``analysis.traffic``): divided by the factor
+    by which the whole system is busier than in its history (``traffic``, else computed from
+    the rates themselves), so that demand (a daily ramp a short history never showed, a
+    holiday, a surge) moves no rate while a fault (one operation moving on its own) still
+    does. Gauges are divided by ``traffic`` raised to their own elasticity learned from the
+    history (in-flight requests follow demand; a memory gauge does not). A minute watched
+    and found empty is an explicit zero rate (``analysis.rollup``), observed with
+    ``WATCHED_EMPTY`` samples.
+    """
+    raw = _read(con, kind, window, history_s)
+    if raw is None:
+        return None
+    keys, values, samples, window_start, full = raw.keys, raw.values, raw.samples, raw.window_start, raw.full
+    if kind == "rate":
+        samples = np.where(np.isfinite(values) & (samples <= 0), WATCHED_EMPTY, samples)
+        factor = traffic if traffic is not None else traffic_factor(values, window_start)
+        if factor is not None and len(factor) == values.shape[1]:
+            values = at_constant_traffic(values, factor)
+    elif kind == "gauge" and traffic is not None and len(traffic) == values.shape[1]:
+        values = at_constant_traffic(values, traffic, elasticity(values, traffic, window_start))
     errors = values * samples if kind == "error_ratio" else None
     current = reference = None
     if kind.startswith("latency_"):
         current, reference = _histograms(con, keys, full, window)
     return SeriesBatch(
         keys=keys,
-        times_ns=grid,
+        times_ns=raw.grid,
         values=values,
         samples=samples,
         resolution_s=window.resolution_s,
@@ -145,8 +199,9 @@ def detect(
     chosen: list[Detector] = [d for d in DETECTORS if not config.detectors or d.name in config.detectors]
     tests: list[_Test] = []
     batches: dict[str, SeriesBatch] = {}
+    traffic = demand(con, window, config.history_s)
     for kind in config.kinds:
-        batch = build_batch(con, kind, window, config.history_s)
+        batch = build_batch(con, kind, window, config.history_s, traffic)
         if batch is None:
             continue
         batches[kind] = batch
@@ -160,6 +215,8 @@ def detect(
                     continue
                 passing = candidates(batch, result, config.noise)
                 tests.append(_Test(det.name, batch, result, passing, not getattr(det, "window_level", False)))
+        if kind in METRIC_KINDS and (not config.detectors or SparseShift.name in config.detectors):
+            tests += _sparse_tests(batch, config.noise)
     feedback = next((d for d in chosen if isinstance(d, RetryFeedback)), None)
     if feedback is not None and "error_ratio" in batches and "rate" in batches:
         err, rate = _paired(batches["error_ratio"], batches["rate"])
@@ -189,7 +246,8 @@ def detect(
                     severity=_severity(key.kind, found, int(i), float(q[i])),
                     score=float(np.nanmax(found.score[i, batch.window_start :], initial=0.0)),
                     effect=effect,
-                    effect_text=effect_text(key.kind, before, after, effect),
+                    effect_text=effect_text(key.kind, before, after, effect)
+                    + (" at constant traffic" if key.kind == "rate" and traffic is not None else ""),
                     before=before,
                     after=after,
                     p_value=float(found.p_value[i]),
@@ -203,6 +261,21 @@ def detect(
                 )
             )
     return consolidate(findings)
+
+
+def _sparse_tests(batch: SeriesBatch, noise: NoiseControl) -> list[_Test]:
+    """Series too sparse for the per-point detectors (a job every 10 minutes), judged on their observations."""
+    ws = batch.window_start
+    hours = max((batch.shape[1] - ws) * batch.resolution_s / 3600.0, 1e-9)
+    points = (np.isfinite(batch.values[:, ws:]) & (batch.samples[:, ws:] > 0)).sum(axis=1) / hours
+    sparse = np.flatnonzero((points > 0) & (points < noise.min_points_per_hour))
+    if sparse.size == 0:
+        return []
+    judge = SparseShift(min_effect=noise.min_relative_effect)
+    result = judge.detect(batch, sparse)
+    passing = np.zeros(batch.shape[0], dtype=bool)
+    passing[sparse] = result.change_index[sparse] >= ws
+    return [_Test(judge.name, batch, result, passing)]
 
 
 def consolidate(findings: list[Finding]) -> list[Finding]:

@@ -3,61 +3,33 @@
 from __future__ import annotations
 
 import math
-import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from analysis.baselines import MAD_TO_SIGMA, Baseline, auto_baseline
+from analysis.baselines import MAD_TO_SIGMA, auto_baseline
 from detectors.base import Detection, FloatArray, SeriesBatch, level_change
+from detectors.state_space_model import (
+    DAY_S,
+    LOG_FLOOR,
+    SHORT_LAG_S,
+    SLOPE_PRIOR_VAR,
+    SPREAD_TOLERANCE,
+    Model,
+    history_length,
+    initial_level,
+    robust_noise,
+    seasonal_term,
+)
 
 __all__ = ["StateSpace"]
 
 IntArray = NDArray[np.intp]
 BoolArray = NDArray[np.bool_]
-
-_DAY_S = 86_400
-_SEASONAL = re.compile(r"seasonal\(period=(\d+),seasons=(\d+),tolerance=(\d+)\)")
-_LOG_FLOOR = 1e-3
-"""Positive kinds: log(x + 1e-3 * history median), so a zero is a large but finite drop; also the sigma
-floor in log units (0.1 %)."""
-_SHORT_LAG_S = 3_600
-"""The noise variance is half that of differences this far apart (or of lag 1, when larger): noise correlated
-over less than an hour is noise, not predictability the filter could use."""
-_MAD_VAR_FACTOR = 5.4
-"""The relative variance of a squared 1.4826 * MAD scale is about 5.4 / n (the MAD's efficiency is 0.37)."""
-_WALK_SE = 5.0
-"""A wandering level is assumed only when block means vary beyond white noise by this many standard errors:
-a walk assumed on white noise explains any slope and blinds the drift test, so it must be rare (~0.3 %)."""
-_SPREAD_TOLERANCE = 2.0
-"""History slope statistics spread up to twice N(0, 1) before they rescale the test: their memory is days
-long, so a few days of history estimate that spread roughly (99 % of white-noise histories stay below 2.3)."""
-_INIT_POINTS = 5
-"""The level starts at the median of the first valid points, so one outlier cannot start it off."""
-_SLOPE_PRIOR_VAR = 1.0
-"""Initial slope variance in (noise sigma per step)^2: vague next to any real drift."""
-_MEAN_ABS_TO_SIGMA = math.sqrt(math.pi / 2.0)
-"""Mean absolute deviation -> sigma for normal data (the fallback where the MAD is 0)."""
-
-
-@dataclass(frozen=True)
-class _Model:
-    """Every series after the model of the signal: transformed, deseasonalised, standardised."""
-
-    y: FloatArray
-    """[n, t] standardised values (NaN = skipped)."""
-    q_level: FloatArray
-    """[n] level random-walk variance over the noise variance."""
-    sigma: FloatArray
-    """[n] noise sigma in the transformed unit (log for positive kinds)."""
-    offset: FloatArray
-    """[n] value subtracted before standardising (transformed unit)."""
-    low_freq_ratio: FloatArray
-    """[n] >= 1: block-mean variance beyond the model's (noise correlated over many steps), shrunk."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +115,11 @@ class StateSpace:
     Parameters (every threshold is in noise sigmas, so the defaults fit any scale):
     ``trend_window_s`` (s, 2 days) the slope's memory; ``trend_z`` (5.0) and
     ``trend_sustain_s`` (s, 1 h) the drift rule; ``innovation_z`` (4.0) and ``m_innovations``
-    (5 points) the anomaly rule; ``huber_c`` (2.5) the clipping; ``burn_in`` (30 valid points).
+    (5 points) the anomaly rule; ``huber_c`` (2.5) the clipping; ``burn_in`` (30 valid points);
+    ``drift_history_s`` (s, 2 days) the history a drift claim needs on a series whose baseline is
+    not seasonal: seasonality is detected over two cycles (``analysis.baselines``), so with less
+    history a daily ramp cannot be told from a trend and the detector claims no trend at all
+    (levels still alarm); a seasonal baseline has taken the day's shape out already.
     The defaults catch +1 %/day on 5 % noise at 5 minutes within 3 days (median 2.1) and keep
     white, Student-t, AR(1) and Poisson noise quiet.
     """
@@ -151,13 +127,14 @@ class StateSpace:
     name: ClassVar[str] = "state_space"
     kinds: ClassVar[tuple[str, ...]] = ("latency_", "gauge", "histogram_", "rate")
 
-    trend_window_s: float = 2 * _DAY_S
+    trend_window_s: float = 2 * DAY_S
     trend_z: float = 5.0
     trend_sustain_s: float = 3_600.0
     innovation_z: float = 4.0
     m_innovations: int = 5
     huber_c: float = 2.5
     burn_in: int = 30
+    drift_history_s: float = 2 * DAY_S
 
     def detect(self, batch: SeriesBatch) -> Detection:
         """Return the anomalies and drifts of every series of ``batch``."""
@@ -170,11 +147,11 @@ class StateSpace:
 
     # -- model of the signal ----------------------------------------------------------
 
-    def _model(self, batch: SeriesBatch) -> _Model:
+    def _model(self, batch: SeriesBatch) -> Model:
         n, t = batch.shape
         raw = np.asarray(batch.values, dtype=np.float64)
         gap = ~np.isfinite(raw) | (np.asarray(batch.samples, dtype=np.float64) <= 0)
-        n_hist = _history_length(t, batch.window_start)
+        n_hist = history_length(t, batch.window_start)
         positive = bool(batch.keys) and batch.keys[0].kind != "gauge"
         x = np.where(gap, np.nan, raw)
         delta = np.zeros((n, 1))
@@ -184,25 +161,28 @@ class StateSpace:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 positive_hist = np.where(x[:, :n_hist] > 0, x[:, :n_hist], np.nan)
-                delta = _LOG_FLOOR * np.nanmedian(positive_hist, axis=1, keepdims=True)
+                delta = LOG_FLOOR * np.nanmedian(positive_hist, axis=1, keepdims=True)
             y = np.log(x + delta)
         baseline = batch.baseline if batch.baseline is not None else auto_baseline(x, resolution_s=batch.resolution_s)
-        y = y - _seasonal_term(baseline, (n, t), delta, positive)
+        y = y - seasonal_term(baseline, (n, t), delta, positive)
         res = max(batch.resolution_s, 1)
         max_block = max(2, round(self.trend_window_s / res / 4))
-        return _robust_noise(y, n_hist, max(1, round(_SHORT_LAG_S / res)), max_block, positive)
+        methods = baseline.series_methods if len(baseline.series_methods) == n else (baseline.method,) * n
+        seasonal = np.array([m.startswith("seasonal(") for m in methods], dtype=bool)
+        model = robust_noise(y, n_hist, max(1, round(SHORT_LAG_S / res)), max_block, positive)
+        return replace(model, seasonal=seasonal)
 
     # -- filter -----------------------------------------------------------------------
 
-    def _filter(self, model: _Model, window_start: int, resolution_s: int) -> _Filtered:
+    def _filter(self, model: Model, window_start: int, resolution_s: int) -> _Filtered:
         n, t = model.y.shape
         q_slope = (max(resolution_s, 1) / max(self.trend_window_s, resolution_s, 1)) ** 4
         # Time-major copies: each step reads and writes one contiguous row of n series.
         y = np.ascontiguousarray(model.y.T)
         valid = np.isfinite(y)
         eligible = valid & (np.cumsum(valid, axis=0) > self.burn_in)  # restarts and tests after the burn-in
-        n_hist = _history_length(t, window_start)
-        state = _TrendState(_initial_level(model.y))
+        n_hist = history_length(t, window_start)
+        state = _TrendState(initial_level(model.y))
         runs = _InnovationRuns(n, max(1, self.m_innovations))
         innov_stat = np.zeros((t, n))
         innov_alarm = np.zeros((t, n), dtype=bool)
@@ -237,13 +217,17 @@ class StateSpace:
 
     # -- decision rule ----------------------------------------------------------------
 
-    def _decide(self, batch: SeriesBatch, model: _Model, f: _Filtered) -> Detection:
+    def _decide(self, batch: SeriesBatch, model: Model, f: _Filtered) -> Detection:
         n, t = batch.shape
         valid = np.isfinite(model.y)
         warm = valid & (np.cumsum(valid, axis=1) > self.burn_in)
         tested = warm & (np.arange(t) >= batch.window_start)
-        n_hist = _history_length(t, batch.window_start)
+        n_hist = history_length(t, batch.window_start)
         zb = f.slope_z / np.sqrt(_slope_inflation(model, f, warm[:, :n_hist]))
+        # A trend needs a history that can tell it from the day's own shape (module docstring).
+        known = model.seasonal if model.seasonal is not None else np.zeros(n, dtype=bool)
+        may_drift = known | (n_hist * batch.resolution_s >= self.drift_history_s)
+        zb = np.where(may_drift[:, np.newaxis], zb, 0.0)
         sustain = max(1, math.ceil(self.trend_sustain_s / max(batch.resolution_s, 1)))
         alert = tested & (f.innov_alarm | _sustained(zb, self.trend_z, sustain))
         strength = np.where(tested, np.maximum(f.innov_stat, np.abs(np.nan_to_num(zb))), 0.0)
@@ -281,7 +265,7 @@ class _TrendState:
     def __init__(self, level: FloatArray) -> None:
         n = level.shape[0]
         self.a0, self.a1 = level.copy(), np.zeros(n)
-        self.p00, self.p01, self.p11 = np.ones(n), np.zeros(n), np.full(n, _SLOPE_PRIOR_VAR)
+        self.p00, self.p01, self.p11 = np.ones(n), np.zeros(n), np.full(n, SLOPE_PRIOR_VAR)
         self.s00, self.s01, self.s11 = np.ones(n), np.zeros(n), np.zeros(n)
 
     def update(self, y: FloatArray, ok: BoolArray, clip: float) -> tuple[FloatArray, FloatArray]:
@@ -353,99 +337,7 @@ class _InnovationRuns:
         self.z[:, rows] = 0.0
 
 
-def _seasonal_term(baseline: Baseline, shape: tuple[int, int], delta: FloatArray, positive: bool) -> FloatArray:
-    """[n, t] seasonal component to subtract (0 for non-seasonal series, NaN where it is unknown)."""
-    n = shape[0]
-    center = np.broadcast_to(np.asarray(baseline.center, dtype=np.float64), shape)
-    support = np.broadcast_to(np.asarray(baseline.support), shape)
-    methods = baseline.series_methods if len(baseline.series_methods) == n else (baseline.method,) * n
-    parsed = [_SEASONAL.fullmatch(m) for m in methods]
-    term = np.zeros(shape)
-    for key in sorted({m.groups() for m in parsed if m is not None}):  # a loop over distinct seasonal methods
-        rows = np.array([i for i, m in enumerate(parsed) if m is not None and m.groups() == key], dtype=np.intp)
-        period, seasons, tolerance = (int(g) for g in key)
-        c = center[rows]
-        if positive:
-            c = np.log(np.where(c + delta[rows] > 0, c + delta[rows], np.nan))
-        ok = np.isfinite(c) & (support[rows] >= 1) & (support[rows] <= seasons * (2 * tolerance + 1))
-        # Centred per row first, so the running sums round at the scale of the shape, not of the level.
-        c = c - np.where(ok, c, 0.0).sum(axis=1, keepdims=True) / np.maximum(ok.sum(axis=1, keepdims=True), 1)
-        cnt = _trailing_sum(ok.astype(np.float64), period)
-        mean = _trailing_sum(np.where(ok, c, 0.0), period) / np.maximum(cnt, 1.0)
-        # The mean of a partial period is biased by the shape itself: nine tenths of one are required.
-        term[rows] = np.where(ok & (cnt >= 0.9 * period), c - mean, np.nan)
-    return term
-
-
-def _robust_noise(y: FloatArray, n_hist: int, short_lag: int, max_block: int, positive: bool) -> _Model:
-    """Standardise ``y`` by its robust noise sigma and estimate the level walk (see the class docstring)."""
-    yh = y[:, :n_hist]  # a slice: without gaps, the medians below take numpy's fast path
-    d1 = yh[:, 1:] - yh[:, :-1]
-    v1 = _robust_sigma(d1)[0] ** 2
-    short_lag = max(1, min(short_lag, n_hist // 4))
-    vs = _robust_sigma(yh[:, short_lag:] - yh[:, :-short_lag])[0] ** 2 if short_lag > 1 else v1
-    block = max(2, min(max_block, n_hist // 30))
-    sdb, nd = _robust_sigma(_block_mean_diffs(yh, block))
-    se = np.sqrt(_MAD_VAR_FACTOR / np.maximum(nd, 1.0))
-    excess = np.where(np.isfinite(sdb), sdb**2 - np.maximum(v1, vs) / block * (1.0 + _WALK_SE * se), 0.0)
-    q = np.maximum(excess, 0.0) * 3.0 * block / (2.0 * block**2 + 1.0)
-    s2 = np.maximum(np.maximum(vs - short_lag * q, v1 - q) / 2.0, v1 / 4.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        offset = np.nan_to_num(np.nanmedian(yh, axis=1))
-        scale = np.nan_to_num(np.nanmedian(np.abs(yh), axis=1))
-        quantum = np.nanmin(np.where(np.abs(d1) > 0, np.abs(d1), np.nan), axis=1, initial=np.inf)
-    quantum = np.where(np.isfinite(quantum), quantum, 0.0)
-    floor = _LOG_FLOOR if positive else np.maximum(_LOG_FLOOR * scale, 1e-300)
-    sigma = np.where(np.isfinite(s2), np.maximum(np.maximum(np.sqrt(s2), floor), quantum / 2.0), np.nan)
-    # Noise correlated beyond a step (not a walk) widens the slope's error: block means over an hour vary
-    # more than the model says; the ratio, shrunk by two standard errors, is at least 1.
-    short_block = max(2, min(short_lag, n_hist // 30))
-    sdl, nl = _robust_sigma(_block_mean_diffs(yh, short_block))
-    modelled = 2.0 * sigma**2 / short_block + q * (2.0 * short_block**2 + 1.0) / (3.0 * short_block)
-    shrink = 1.0 + 2.0 * np.sqrt(_MAD_VAR_FACTOR / np.maximum(nl, 1.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        low_freq = np.maximum(np.nan_to_num(sdl**2 / (modelled * shrink)), 1.0)
-        q_std = np.nan_to_num(q / sigma**2)
-    ys = (y - offset[:, np.newaxis]) / sigma[:, np.newaxis]
-    return _Model(ys, q_std, sigma, offset, low_freq)
-
-
-def _robust_sigma(d: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """(1.4826 * MAD of each row, its count of values), NaNs ignored; mean absolute deviation where the MAD is 0."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        dev = np.abs(d - np.nanmedian(d, axis=1, keepdims=True))
-        sigma = MAD_TO_SIGMA * np.nanmedian(dev, axis=1)
-        fallback = _MEAN_ABS_TO_SIGMA * np.nanmean(dev, axis=1)
-    return np.where(sigma > 0, sigma, fallback), np.isfinite(d).sum(axis=1).astype(np.float64)
-
-
-def _block_mean_diffs(y: FloatArray, block: int) -> FloatArray:
-    """[n, b - 1] differences of consecutive means of ``block`` points (NaN where a block is under half full)."""
-    n, t = y.shape
-    nb = t // block
-    if nb < 2:
-        return np.full((n, 1), np.nan)
-    cut = y[:, : nb * block].reshape(n, nb, block)
-    ok = np.isfinite(cut)
-    cnt = ok.sum(axis=2)
-    mean = np.where(cnt >= block / 2, np.where(ok, cut, 0.0).sum(axis=2) / np.maximum(cnt, 1), np.nan)
-    out: FloatArray = mean[:, 1:] - mean[:, :-1]
-    return out
-
-
-def _initial_level(y: FloatArray) -> FloatArray:
-    """[n] median of each row's first ``_INIT_POINTS`` valid values (0 for an empty row)."""
-    valid = np.isfinite(y)
-    first = np.where(valid & (np.cumsum(valid, axis=1) <= _INIT_POINTS), y, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out: FloatArray = np.nan_to_num(np.nanmedian(first, axis=1))
-    return out
-
-
-def _slope_inflation(model: _Model, f: _Filtered, hist: BoolArray) -> FloatArray:
+def _slope_inflation(model: Model, f: _Filtered, hist: BoolArray) -> FloatArray:
     """[n, 1] factor (>= 1) on the slope's null variance: heavy tails, correlated noise, a wandering history.
 
     ``hist`` [n, h] marks the warm history points among the first h of each series.
@@ -454,15 +346,15 @@ def _slope_inflation(model: _Model, f: _Filtered, hist: BoolArray) -> FloatArray
         warnings.simplefilter("ignore", RuntimeWarning)
         z = np.abs(f.slope_z[:, : hist.shape[1]])
         spread = MAD_TO_SIGMA * np.nanmedian(np.where(hist, z, np.nan), axis=1)
-    history = np.nan_to_num(spread / _SPREAD_TOLERANCE) ** 2
+    history = np.nan_to_num(spread / SPREAD_TOLERANCE) ** 2
     factor = np.maximum(np.maximum(f.huber_ratio, model.low_freq_ratio), np.maximum(history, 1.0))
     out: FloatArray = factor[:, np.newaxis]
     return out
 
 
-def _trend_per_day(batch: SeriesBatch, model: _Model, f: _Filtered) -> FloatArray:
+def _trend_per_day(batch: SeriesBatch, model: Model, f: _Filtered) -> FloatArray:
     """[n] filtered slope at the last valid point as a relative change per day (NaN when undefined)."""
-    per_day = f.slope * model.sigma * (_DAY_S / max(batch.resolution_s, 1))
+    per_day = f.slope * model.sigma * (DAY_S / max(batch.resolution_s, 1))
     if not batch.keys or batch.keys[0].kind != "gauge":
         out: FloatArray = np.expm1(per_day)
         return out
@@ -470,14 +362,6 @@ def _trend_per_day(batch: SeriesBatch, model: _Model, f: _Filtered) -> FloatArra
     with np.errstate(divide="ignore", invalid="ignore"):
         rel: FloatArray = np.where(level > 0, per_day / level, np.nan)
     return rel
-
-
-def _trailing_sum(x: FloatArray, window: int) -> FloatArray:
-    """[n, t] sum of each row over the ``window`` points ending at each point (fewer at the start)."""
-    out: FloatArray = np.cumsum(x, axis=1)
-    if window < x.shape[1]:
-        out[:, window:] -= out[:, :-window].copy()
-    return out
 
 
 def _sustained(z: FloatArray, threshold: float, length: int) -> BoolArray:
@@ -492,11 +376,6 @@ def _sustained(z: FloatArray, threshold: float, length: int) -> BoolArray:
     run = np.bincount(segment)[segment].reshape(n, t)
     out: BoolArray = (side != 0) & (run >= length)
     return out
-
-
-def _history_length(t: int, window_start: int) -> int:
-    """Points of history: those before ``window_start``, or all of them when there are none."""
-    return window_start if 0 < window_start < t else t
 
 
 def _sidak(z: FloatArray, n_tests: FloatArray) -> FloatArray:

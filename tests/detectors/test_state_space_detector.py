@@ -177,7 +177,7 @@ def test_batch_of_200_matches_each_series_alone() -> None:
     values[::3, 400:] *= 1.4  # shifts
     values[1::3, 300:] *= np.exp(np.linspace(0.0, 0.3, t - 300))  # ramps
     values[5::7, 100:140] = np.nan  # gaps
-    det = StateSpace(trend_window_s=6 * 3600)
+    det = StateSpace(trend_window_s=6 * 3600, drift_history_s=0)  # ramps on 200 minutes of history: drifts here
     together = det.detect(_batch(values, window_start=200))
     assert together.alert.any(axis=1).sum() > 100  # the batch holds real alarms
     for i in range(n):
@@ -226,7 +226,7 @@ def test_scale_does_not_change_alerts(kind: str, factor: float) -> None:
     values = 50.0 * np.exp(0.05 * rng.standard_normal((8, 2880)))
     values[:3, 2000:] *= 1.3
     values[3:6, 1000:] *= np.exp(np.linspace(0.0, 0.4, 1880))
-    det = StateSpace(trend_window_s=12 * 3600)
+    det = StateSpace(trend_window_s=12 * 3600, drift_history_s=0)  # 12 h of history: let the ramps be drifts
     base = det.detect(_batch(values, kind=kind, window_start=720))
     scaled = det.detect(_batch(values * factor, kind=kind, window_start=720))
     assert base.alert.any(axis=1).sum() >= 6
@@ -278,3 +278,33 @@ def test_any_input_gives_a_well_formed_detection(
     _check_well_formed(d, (n, t))
     assert not d.alert[:, :window_start].any()
     assert not d.alert[~np.isfinite(values) | (samples <= 0)].any()
+
+
+# -- (7) no trend claims a short history cannot back -----------------------------------------------
+
+
+def test_a_daily_ramp_after_six_hours_of_history_is_no_drift() -> None:
+    """Six hours of history, then the afternoon's climb (a 0.8-amplitude daily cycle): no drift is claimed.
+
+    With two days of the same history the cycle is learnable (seasonality needs two cycles) and
+    the same slope, had it been a trend of a non-seasonal series, would be one."""
+    rng = np.random.default_rng(11)
+    t = np.arange(6 * 60 + 4 * 60)  # minutes: 6 h of history, 4 h under test
+    day = 1.0 + 0.8 * np.sin(2 * np.pi * (t - 9 * 60) / 1440.0)  # rising through the window
+    values = 100.0 * day * np.exp(0.03 * rng.standard_normal(t.size))
+    d = StateSpace().detect(_batch(values, window_start=360))
+    assert d.details["alarm_kind"][0] != 2.0
+    assert not d.alert[0, 360:].any() or d.details["alarm_kind"][0] == 1.0
+
+
+def test_the_same_trend_after_two_days_of_flat_history_is_a_drift() -> None:
+    rng = np.random.default_rng(11)
+    hist = 2 * 1440
+    t = np.arange(hist + 4 * 60)
+    level = np.where(t >= hist, np.exp(0.6 * (t - hist) / 1440.0), 1.0)  # +~80 %/day from the window on
+    values = 100.0 * level * np.exp(0.01 * rng.standard_normal(t.size))
+    d = StateSpace().detect(_batch(values, window_start=hist))
+    assert d.alert[0, hist:].any()
+    assert (
+        StateSpace(drift_history_s=3 * 86_400).detect(_batch(values, window_start=hist)).details["alarm_kind"][0] != 2.0
+    )

@@ -1,0 +1,140 @@
+"""The traffic factor: how much busier the system as a whole is at each point than in its history.
+
+A request rate moves with the demand on the whole system (the time of day, the day of the
+week, a holiday, a campaign's surge) and with faults that touch one operation (a retry
+storm multiplies its callee's calls, a removed call edge empties its callee). Demand
+moves every operation together; a fault moves a few. ``traffic_factor`` estimates the
+common part robustly, so a rate divided by it keeps the faults and loses the traffic
+shapes, including the ones a short history has never shown (a daily ramp learned from 6
+hours is no ramp at all).
+
+Per point ``t`` (all series share the time axis):
+
+1. each series' ratio to its own history median, ``r_i(t) = x_i(t) / m_i`` (series with a
+   positive history median only);
+2. the median ratio over series, ``med(t)``, needing ``min_series`` ratios;
+3. the factor is the pooled ratio of the series within a factor ``band`` of the median,
+   ``sum x_i(t) / sum m_i``: busy series weigh more (less Poisson noise) and a few series
+   that moved on their own (the faults) are left out;
+4. points without an estimate take the nearest earlier one (the first known one at the
+   start); the factor is scaled so that its median over the history is 1.
+
+With fewer than ``min_series`` usable series there is no common part to tell apart from a
+fault, and the answer is None: callers then keep the rates as they are.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+MIN_SERIES = 3
+"""Series needed at a point for a median that one moving series cannot drag."""
+BAND = 2.0
+"""Series within this factor of the median ratio join the pooled estimate."""
+
+
+def traffic_factor(
+    values: FloatArray, history_end: int, *, min_series: int = MIN_SERIES, band: float = BAND
+) -> FloatArray | None:
+    """Return the traffic factor per point (1.0 = the history's typical demand) of ``values`` [n_series, n_times].
+
+    ``history_end`` is the index of the first point that is not history (0 = use the whole
+    series). Values are rates (any unit, >= 0; NaN = gap). None when fewer than
+    ``min_series`` series have a positive history median, or no point has an estimate.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"values must be 2-D [n_series, n_times], got shape {x.shape}")
+    if band <= 1.0:
+        raise ValueError(f"band must be > 1, got {band}")
+    n, t = x.shape
+    if n < min_series or t == 0:
+        return None
+    hist = x[:, :history_end] if 0 < history_end <= t else x
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = np.nanmedian(hist, axis=1)
+    usable = np.isfinite(m) & (m > 0)
+    if usable.sum() < min_series:
+        return None
+    xs, ms = x[usable], m[usable][:, np.newaxis]
+    ratio = xs / ms
+    finite = np.isfinite(ratio)
+    count = finite.sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(ratio, axis=0)
+    known = (count >= min_series) & np.isfinite(med) & (med > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        near = finite & (ratio > 0) & (np.abs(np.log(ratio) - np.log(med)) <= np.log(band))
+    num = np.where(near, xs, 0.0).sum(axis=0)
+    den = np.where(near, ms, 0.0).sum(axis=0)
+    known &= den > 0
+    if not known.any():
+        return None
+    factor = np.full(t, np.nan)
+    factor[known] = num[known] / den[known]
+    # the nearest earlier estimate fills a point without one; the first estimate fills the start
+    idx = np.where(known, np.arange(t), -1)
+    np.maximum.accumulate(idx, out=idx)
+    first = int(np.argmax(known))
+    factor = factor[np.where(idx >= 0, idx, first)]
+    h = history_end if 0 < history_end <= t else t
+    scale = float(np.median(factor[:h]))
+    out: FloatArray = factor / scale if scale > 0 else factor
+    return out
+
+
+MAX_ELASTICITY = 3.0
+"""Largest elasticity to traffic credited to a series (a queue near capacity grows several times faster than its
+load; beyond this a change is the series' own)."""
+
+
+def elasticity(
+    values: FloatArray, factor: FloatArray, history_end: int, *, min_points: int = 30, min_spread: float = 0.05
+) -> FloatArray:
+    """Return each series' elasticity to traffic (d log value / d log factor) learned from the history, in [0, 3].
+
+    Least squares of ``log(value + d)`` on ``log(factor)`` over the history points (``d`` =
+    1 % of the series' history median, so zeros stay finite); 0 where the history cannot
+    teach it (fewer than ``min_points`` points, or traffic varying by less than
+    ``min_spread`` in log units: a flat history says nothing about how a series follows
+    demand) or where the series does not follow demand at all.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    f = np.asarray(factor, dtype=np.float64)
+    h = history_end if 0 < history_end <= x.shape[1] else x.shape[1]
+    xh, lf = x[:, :h], np.log(np.where(f[:h] > 0, f[:h], np.nan))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        d = 0.01 * np.nanmedian(np.where(xh > 0, xh, np.nan), axis=1, keepdims=True)
+        y = np.log(np.where(xh >= 0, xh, np.nan) + d)
+    ok = np.isfinite(y) & np.isfinite(lf)[np.newaxis, :]
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fx = np.where(ok, lf[np.newaxis, :], 0.0)
+        fy = np.where(ok, y, 0.0)
+        mx, my = fx.sum(axis=1) / n, fy.sum(axis=1) / n
+        dx = np.where(ok, fx - mx[:, np.newaxis], 0.0)
+        dy = np.where(ok, fy - my[:, np.newaxis], 0.0)
+        var = (dx * dx).sum(axis=1) / n
+        beta = (dx * dy).sum(axis=1) / n / var
+    learnable = (n >= min_points) & (np.sqrt(var) >= min_spread) & np.isfinite(beta)
+    out: FloatArray = np.where(learnable, np.clip(beta, 0.0, MAX_ELASTICITY), 0.0)
+    return out
+
+
+def at_constant_traffic(values: FloatArray, factor: FloatArray, beta: FloatArray | None = None) -> FloatArray:
+    """Return ``values`` [n, t] as they would be at the history's typical traffic: ``values / factor ** beta``.
+
+    ``beta`` is each series' elasticity (1.0 for all when None: rates are proportional to demand).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    b = np.ones(x.shape[0]) if beta is None else np.asarray(beta, dtype=np.float64)
+    out: FloatArray = x / np.power(np.asarray(factor, dtype=np.float64)[np.newaxis, :], b[:, np.newaxis])
+    return out

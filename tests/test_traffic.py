@@ -1,0 +1,77 @@
+"""The traffic factor: demand moves every series together and goes; one series moving on its own stays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis.traffic import at_constant_traffic, elasticity, traffic_factor
+
+
+def _traffic(t: int, rng: np.random.Generator) -> np.ndarray:
+    """A demand curve: a daily-like swing, a step (a holiday) and a surge."""
+    x = np.arange(t)
+    g = 1.0 + 0.6 * np.sin(2 * np.pi * x / 600.0)
+    g[t // 2 :] *= 0.6
+    g[int(t * 0.8) : int(t * 0.9)] *= 2.0
+    return g * np.exp(0.02 * rng.standard_normal(t))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(3, 40), st.integers(0, 2**32 - 1))
+def test_common_demand_is_recovered_up_to_noise(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    t = 900
+    g = _traffic(t, rng)
+    levels = np.exp(rng.uniform(np.log(5), np.log(500), n))
+    values = rng.poisson(levels[:, None] * g[None, :] * 60) / 60.0
+    f = traffic_factor(values, history_end=300)
+    assert f is not None
+    expected = g / np.median(g[:300])
+    assert np.median(np.abs(f / expected - 1)) < 0.1
+    adjusted = at_constant_traffic(values, f)
+    # at constant traffic, each series keeps its level through the holiday and the surge
+    ratio = np.median(adjusted[:, 700:], axis=1) / np.median(adjusted[:, :300], axis=1)
+    assert np.all(np.abs(ratio - 1) < 0.25)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(5, 30), st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.3, 3.0]))
+def test_one_series_moving_alone_does_not_move_the_factor(n: int, seed: int, jump: float) -> None:
+    rng = np.random.default_rng(seed)
+    t = 600
+    g = _traffic(t, rng)
+    values = np.outer(np.full(n, 50.0), g) * np.exp(0.02 * rng.standard_normal((n, t)))
+    values[0, 400:] *= jump  # an outage (0), a drop, a retry storm
+    f = traffic_factor(values, history_end=300)
+    assert f is not None
+    assert np.median(np.abs(f / (g / np.median(g[:300])) - 1)) < 0.05
+    typical = 50.0 * np.median(g[:300])  # the level at the history's typical traffic
+    moved = at_constant_traffic(values, f)[0, 450:]
+    assert np.median(moved) == pytest.approx(typical * jump, rel=0.1, abs=1.0)
+
+
+def test_too_few_series_have_no_common_part() -> None:
+    assert traffic_factor(np.ones((2, 50)), history_end=20) is None
+    assert traffic_factor(np.zeros((5, 50)), history_end=20) is None
+    with pytest.raises(ValueError, match="2-D"):
+        traffic_factor(np.ones(10), history_end=5)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
+def test_elasticity_is_learned_from_the_history(beta: float) -> None:
+    rng = np.random.default_rng(7)
+    t = 800
+    f = np.exp(0.4 * np.sin(np.arange(t) / 50.0))
+    x = 3.0 * f[None, :] ** beta * np.exp(0.01 * rng.standard_normal((1, t)))
+    b = elasticity(x, f, history_end=400)
+    assert b[0] == pytest.approx(beta, abs=0.1)
+
+
+def test_a_flat_history_teaches_no_elasticity() -> None:
+    f = np.ones(500)
+    f[400:] = 2.0  # the surge comes after the history: nothing to learn from
+    x = np.vstack([f * 10, np.full(500, 4.0)])
+    assert np.all(elasticity(x, f, history_end=400) == 0.0)
