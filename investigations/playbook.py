@@ -36,6 +36,11 @@ EDGE_KEEP = 0.25
 """The share of its calls per caller span an edge keeps at most on its other side to count."""
 ROOT_DELTA_MIN = 0.1
 DEPLOY_BONUS = 0.25
+BASELINE_MIN = 30
+"""Spans an operation (or a caller, for an edge) needs in the baseline before any claim that it changed:
+without a baseline there is nothing to change from (tracing that starts in the window is not a new edge)."""
+GAUGE_RISE_MIN = 2.0
+"""How many times its baseline mean a gauge must reach to point at a resource when spans cannot."""
 
 
 @dataclass
@@ -58,6 +63,8 @@ def _latency_and_errors(res: ToolResult) -> list[_Cand]:
     rising = [r for r in res.data.get("rows", []) if (r["rate_change_rel"] or 0) > 0.3 and r["n_before"] > 30]
     surge = len(rising) >= max(3, len(res.data.get("rows", [])) // 2)
     for i, r in enumerate(res.data.get("rows", [])):
+        if r["n_before"] < BASELINE_MIN:
+            continue  # no baseline: nothing to compare (see unjudged)
         name = f"{r['service']} {r['operation']}"
         rel, z, ms = r["self_change_rel"] or 0.0, r["self_z"], r["self_change_ms"]
         if z >= SELF_Z_MIN and rel >= SELF_REL_MIN and ms >= SELF_MS_MIN:
@@ -86,6 +93,8 @@ def _latency_and_errors(res: ToolResult) -> list[_Cand]:
 def _edges(res: ToolResult) -> list[_Cand]:
     out: list[_Cand] = []
     for i, r in enumerate(res.data.get("rows", [])):
+        if min(r["caller_spans_before"], r["caller_spans_after"]) < BASELINE_MIN:
+            continue  # a caller seen on one side only: its edges cannot have changed, only its visibility
         before, after = r["calls_per_caller_before"], r["calls_per_caller_after"]
         # the window may open a few minutes before the change: "gone" is a drop of >= 75 %
         gone = before >= EDGE_MIN and after <= EDGE_KEEP * before
@@ -138,11 +147,30 @@ def _rank(cands: list[_Cand], deployed: dict[str, Claim]) -> list[_Cand]:
         if c.service in deployed:
             c.strength = min(1.0, c.strength + DEPLOY_BONUS)
             c.claims.append(deployed[c.service])
-    for service, claim in deployed.items():
-        if not any(c.service == service for c in best.values()):
-            best[(service, None)] = _Cand(service, None, "change (deploy) without a measured symptom", DEPLOY_BONUS,
-                                          [claim])  # fmt: skip
+    # A deploy without a measured symptom is context, not a root cause (the report lists it).
     return sorted(best.values(), key=lambda c: (-c.strength, c.service, c.operation or ""))
+
+
+def unjudged(res: ToolResult) -> list[str]:
+    """Operations with spans in the incident window but (almost) none in the baseline: they cannot be judged."""
+    return [f"{r['service']} {r['operation']}" for r in res.data.get("rows", [])
+            if r["n_before"] < BASELINE_MIN and r["n_after"] >= BASELINE_MIN]  # fmt: skip
+
+
+def _gauges(res: ToolResult) -> list[_Cand]:
+    """Gauges with a baseline that rose GAUGE_RISE_MIN-fold: the resources that do have history."""
+    out: list[_Cand] = []
+    for i, r in enumerate(res.data.get("rows", [])):
+        before, after = r["mean_before"], r["mean_after"]
+        if before is None or after is None or after < GAUGE_RISE_MIN * before + 1e-9 or after <= 0:
+            continue
+        rise = after / before if before > 0 else GAUGE_RISE_MIN * 4
+        c = _Cand(r["service"], r["operation"], f"resource saturation ({r['metric']} up)",
+                  0.5 * math.tanh(math.log(rise)))  # fmt: skip
+        c.claims.append(_claim(res, i, "mean_after", f"{r['service']} {r['operation'] or ''}: {r['metric']} "
+                               f"{before} -> {after} (mean)"))  # fmt: skip
+        out.append(c)
+    return out
 
 
 class PlaybookPolicy:
@@ -162,11 +190,16 @@ class PlaybookPolicy:
             for i, r in enumerate(deploys.data.get("rows", []))
             if r["in_incident"]
         }
-        cands = _latency_and_errors(env.call("compare_windows"))
+        compared = env.call("compare_windows")
+        cands = _latency_and_errors(compared)
         cands += _edges(env.call("dependencies"))
         cands += _templates(env.call("log_templates_diff"))
         cands += _contracts(env.call("attribute_contract"))
         saturation = env.call("saturation")
+        blind = unjudged(compared)
+        judged = sum(1 for r in compared.data.get("rows", []) if r["n_before"] >= BASELINE_MIN)
+        if blind and len(blind) >= judged:  # spans without history: turn to the signals that have it
+            cands += _gauges(saturation)
         ranked = _rank(cands, deployed)[: self.top]
         claims: list[Claim] = []
         candidates: list[Candidate] = []
@@ -184,10 +217,17 @@ class PlaybookPolicy:
             if top.service in deployed:
                 actions.append(f"Consider rolling back the {top.service} deploy in the window.")
         else:
-            summary = "No check found a change between the baseline and the incident window."
+            summary = "No root cause named: no check found a change between the baseline and the incident window."
             actions = []
         sat = [r for r in saturation.data.get("rows", []) if (r["mean_after"] or 0) > 2 * (r["mean_before"] or 0) + 1]
         questions = ["Is the traffic surge expected (campaign, batch, retry loop upstream)?"] if sat else []
+        if blind:
+            shown = ", ".join(blind[:5]) + (f" and {len(blind) - 5} more" if len(blind) > 5 else "")
+            questions.append(f"No baseline for {shown}: their spans start in the incident window (tracing started, "
+                             "or a new endpoint), so whether they changed cannot be known from traces.")  # fmt: skip
+        quiet_deploys = [s for s in deployed if not any(c.service == s for c in candidates)]
+        if quiet_deploys:
+            questions.append(f"Deploys in the window without a measured symptom: {', '.join(quiet_deploys)}.")
         if not candidates:
             questions.append("Is the alert window right? Widen it or check signals not in spans and logs.")
         return Report(summary=summary, candidates=candidates, claims=claims, actions=actions, open_questions=questions)

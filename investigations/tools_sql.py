@@ -78,7 +78,8 @@ SELECT caller_service, caller_operation, callee_service, callee_operation,
     round(coalesce(sum(duration_ns) FILTER (w = 'before'), 0) / greatest(any_value(spans_before), 1) / 1e6, 4)
         AS contribution_ms_before,
     round(coalesce(sum(duration_ns) FILTER (w = 'after'), 0) / greatest(any_value(spans_after), 1) / 1e6, 4)
-        AS contribution_ms_after
+        AS contribution_ms_after,
+    any_value(spans_before) AS caller_spans_before, any_value(spans_after) AS caller_spans_after
 FROM e JOIN callers USING (caller_service, caller_operation)
 WHERE ($service IS NULL OR caller_service = $service OR callee_service = $service)
   AND ($operation IS NULL OR caller_operation = $operation OR callee_operation = $operation)

@@ -147,6 +147,11 @@ class RowBuilder:
                 for key in [k for k in d if k[0] == service]:
                     del d[key]
 
+    def _traced(self, service: str, minute: int) -> bool:
+        """Whether ``service`` exports spans and logs in ``minute`` (``Export.traces_from_min``)."""
+        start = self.plan.scenario.services[service].export.traces_from_min
+        return start is None or minute >= start
+
     def _dynamic_json(self, op: int, n: int, changes: dict[str, str]) -> pa.Array | None:
         pieces: list[str | pa.Array] = []
         for key, kind in self._dynamic[op].items():
@@ -178,6 +183,9 @@ class RowBuilder:
         sp = m.spans
         client_only = np.array([info.kind in CLIENT_ONLY_KINDS for info in plan.ops])
         keep = ~((sp.kind == KIND_SERVER) & client_only[sp.op])
+        dark = np.array([not self._traced(info.service, m.minute) for info in plan.ops])
+        if dark.any():  # services whose tracing starts later send no spans yet
+            keep &= ~dark[sp.op]
         order = np.lexsort((sp.start_ns, sp.op, sp.kind))
         order = order[keep[order]]
         kinds = sp.kind[order]
@@ -320,7 +328,7 @@ class RowBuilder:
         rows = []
         for run in m.jobs:
             job = self.plan.scenario.batch_jobs[run.job]
-            if not self.plan.scenario.services[job.service].export.histograms:
+            if not self._traced(job.service, m.minute):
                 continue
             version = m.effects.versions[job.service]
             rows.append(
@@ -382,6 +390,8 @@ class RowBuilder:
         for i, info in enumerate(plan.ops):
             statements = plan.scenario.operation(info.ref).logs
             if not statements or not plan.scenario.services[info.service].export.logs:
+                continue
+            if not self._traced(info.service, m.minute):
                 continue
             mine = np.flatnonzero(server & (sp.op == i))
             for st in statements:

@@ -116,6 +116,8 @@ class Export(_Model):
     """Queue-depth and in-flight gauges of its operations."""
     logs: bool = True
     """Its log statements (and the lines of new-template faults)."""
+    traces_from_min: float | None = None
+    """Minute its spans and logs start (tracing switched on then; metrics flow all along). None: always."""
 
 
 class Service(_Model):

@@ -265,7 +265,24 @@ def draw_perturbation(
                                                                                   at_min=start_min)]})  # fmt: skip
     if kind == "endpoint":
         return _new_endpoint(rng, scenario, start_min, notes)
+    if kind == "tracing":
+        return _tracing_starts(rng, scenario, start_min, notes)
     raise ValueError(f"unknown perturbation {kind!r}")
+
+
+def _tracing_starts(rng: np.random.Generator, scenario: Scenario, start_min: int, notes: list[str]) -> Scenario:
+    """Spans and logs of one service (or of all) start at ``start_min``: tracing switched on, metrics all along."""
+    everything = bool(rng.random() < 0.5)
+    inner = sorted({r.partition(":")[0] for r in _refs(scenario, called=True, traced=True)})
+    inner = inner or sorted(scenario.services)
+    chosen = list(scenario.services) if everything else [inner[int(rng.integers(len(inner)))]]
+    late = {"traces_from_min": float(start_min)}
+    services = {
+        name: svc.model_copy(update={"export": svc.export.model_copy(update=late)}) if name in chosen else svc
+        for name, svc in scenario.services.items()
+    }
+    notes.append(f"tracing starts at the incident for {'every service' if everything else chosen[0]}")
+    return scenario.model_copy(update={"services": services})
 
 
 def _new_endpoint(rng: np.random.Generator, scenario: Scenario, start_min: int, notes: list[str]) -> Scenario:

@@ -12,7 +12,8 @@ Each world is one of three categories, drawn with ``WorldConfig.shares``:
 
 - ``quiet``: nothing happens; any finding is a false alarm;
 - ``benign``: a perturbation that must raise nothing: a traffic surge within capacity, a
-  deploy that changes nothing, a new endpoint appearing, a daylight-saving shift, a holiday;
+  deploy that changes nothing, a new endpoint appearing, a daylight-saving shift, a holiday,
+  tracing switched on at the incident (spans without history, metrics with it);
 - ``fault``: one fault of any kind on a random target, magnitude from the stated minimum
   effect (``MIN_EFFECT``) up to four times it, a step or a ramp onset, at the traffic's
   peak or trough, on a weekday or a weekend.
@@ -55,7 +56,7 @@ INCIDENT_MIN = 60
 """Scenario minute the fault or perturbation starts: an hour of normal data precedes it in the window."""
 BASE_DATE = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 """A Monday; worlds start on any day of the week after it."""
-PERTURBATIONS = ("surge", "deploy", "endpoint", "dst", "holiday")
+PERTURBATIONS = ("surge", "deploy", "endpoint", "dst", "holiday", "tracing")
 Category = Literal["quiet", "benign", "fault"]
 
 
@@ -90,7 +91,7 @@ class World:
     scenario: Scenario
     category: Category
     perturbation: str | None
-    """Benign worlds: surge, deploy, endpoint, dst or holiday."""
+    """Benign worlds: surge, deploy, endpoint, dst, holiday or tracing."""
     history_min: int
     window_end_min: int
     """The window under test is [0, window_end_min) in scenario minutes."""

@@ -1,0 +1,54 @@
+"""The playbook abstains when nothing with a baseline changed: a quiet deploy, tracing that starts in the window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis import rollup_all
+from collector.store import Store
+from investigations.config import InvestigationsConfig
+from investigations.environment import Trigger
+from investigations.playbook import PlaybookPolicy
+from investigations.report import Report
+from investigations.run import investigate
+from investigations.snapshot import IncidentWindow
+from simulator.run import DEFAULT_START_NS, simulate
+from simulator.scenario import parse_scenario
+from simulator.sinks import StoreSink
+
+NS_MIN = 60_000_000_000
+
+
+def _investigate(tmp: Path, text: str, incident_min: int = 0) -> Report:
+    store = Store(tmp / "s.duckdb")
+    try:
+        simulate(parse_scenario(text), StoreSink(store), hours=0.75, from_minute=-150, seed=9)
+        rollup_all(store.cursor())
+        start = DEFAULT_START_NS + (incident_min - 5) * NS_MIN
+        window = IncidentWindow.around(start, DEFAULT_START_NS + 40 * NS_MIN, 7200)
+        outcome = investigate(store, Trigger("test", "alert"), window, PlaybookPolicy(), InvestigationsConfig(),
+                              out_dir=tmp / "inv")  # fmt: skip
+    finally:
+        store.close()
+    return outcome.report
+
+
+def test_a_deploy_that_changes_nothing_is_context_not_a_root_cause(tmp_path: Path) -> None:
+    text = 'extends = "mini"\nname = "quiet-deploy"\n[[deploys]]\nservice = "worker"\nversion = "0.3.2"\nat_min = 0\n'
+    report = _investigate(tmp_path, text)
+    assert report.candidates == []
+    assert any("worker" in q and "without a measured symptom" in q for q in report.open_questions)
+    assert report.summary.startswith("No root cause named")
+
+
+def test_tracing_that_starts_in_the_window_is_no_change(tmp_path: Path) -> None:
+    text = (
+        'extends = "mini"\nname = "late-tracing"\n'
+        "[services.api.export]\ntraces_from_min = 0\n"
+        "[services.worker.export]\ntraces_from_min = 0\n"
+        "[services.db.export]\ntraces_from_min = 0\n"
+    )
+    report = _investigate(tmp_path, text)
+    mechanisms = [c.mechanism for c in report.candidates]
+    assert not any("propagation" in m or "call edge" in m for m in mechanisms), mechanisms
+    assert any(q.startswith("No baseline for") for q in report.open_questions)
