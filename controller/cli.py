@@ -20,6 +20,7 @@ import polars as pl
 
 from collector.importer import import_files
 from collector.store import Store, StoreError, query_readonly
+from controller.cli_adversary import adversary
 from controller.cli_gate import gate
 from controller.cli_invariants import contract, invariants
 from controller.cli_investigate import gym, investigate
@@ -358,3 +359,4 @@ main.add_command(invariants)
 main.add_command(contract)
 main.add_command(investigate)
 main.add_command(gym)
+main.add_command(adversary)
