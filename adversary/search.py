@@ -102,6 +102,11 @@ def _run_all(worlds: list[World], config: TrialConfig, workers: int) -> Iterator
         yield from pool.map(_trial, [(w, config) for w in worlds])
 
 
+def run_many(worlds: list[World], config: TrialConfig, workers: int = 1) -> list[TrialResult]:
+    """Trials of ``worlds`` in order (in ``workers`` processes)."""
+    return list(_run_all(worlds, config, workers))
+
+
 def _class(found: Found) -> tuple[str, str]:
     return found.failure.kind, found.result.subject
 

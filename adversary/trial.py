@@ -6,7 +6,8 @@ store (the simulator's fast path), rolls up, runs every detector over the window
 the history exactly as ``driftscope detect`` does (performance detectors, noise control,
 and the invariant detectors when asked), scores the findings against the ground truth,
 and, when the world has an incident (a fault or a benign perturbation), runs the offline
-playbook on an alert fired ``ALERT_DELAY_MIN`` after it, as the gym does. Every failure
+playbook on an alert fired ``ALERT_DELAY_MIN`` after the first change a finding dates
+from the incident on (else after the incident's start), looking back ``LOOKBACK_MIN``. Every failure
 the adversary looks for is listed in ``TrialResult.failures``.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from adversary import score
 from analysis import Window, rollup_all
 from collector.store import Store
-from detectors.findings import Finding
+from detectors.findings import Finding, write_findings
 from detectors.invariants.monitor import detect_invariants
 from detectors.run import DetectionConfig, detect
 from investigations.config import InvestigationsConfig
@@ -73,7 +74,8 @@ class TrialResult:
     """The fault kind, the perturbation, or "quiet"."""
     spans: int
     series: int
-    """Request-driven series under test: server (or client-only) operations x 4 kinds, as the library benchmark."""
+    """Request-driven series under test: operations (with server spans, or seen only by their callers' client
+    spans) x 4 kinds, as the library benchmark counts them."""
     days: float
     findings: tuple[str, ...]
     false_alarms: int
@@ -103,7 +105,7 @@ def _series(store: Store, window: Window) -> int:
         store.cursor()
         .execute(
             "SELECT count(DISTINCT (service_name, operation)) FROM rollup_spans "
-            "WHERE minute >= $s AND minute < $e AND span_kind = 'SERVER'",
+            "WHERE minute >= $s AND minute < $e AND span_kind IN ('SERVER', 'CLIENT')",
             {"s": window.start, "e": window.end},
         )
         .fetchone()
@@ -111,15 +113,24 @@ def _series(store: Store, window: Window) -> int:
     return int(row[0]) * 4 if row else 0
 
 
+def alert_time(world: World, found: list[Finding]) -> int:
+    """When the incident's alert fires (ns): ``ALERT_DELAY_MIN`` after the first change a finding dates from the
+    incident on (driftscope dispatches investigations from findings), else that long after the incident starts
+    (an alert from elsewhere). The end of the data bounds it."""
+    incident_ns = world.start_ns() + world.incident_min * NS_MIN
+    changes = [f.change_ns for f in found if f.change_ns is not None and f.change_ns >= incident_ns - 5 * NS_MIN]
+    first = min(changes, default=incident_ns)
+    latest = world.start_ns() + world.window_end_min * NS_MIN - (AFTER_MIN - ALERT_DELAY_MIN) * NS_MIN
+    return min(first + ALERT_DELAY_MIN * NS_MIN, max(latest, incident_ns + ALERT_DELAY_MIN * NS_MIN))
+
+
 def _investigate(
-    store: Store, world: World, truth: list[FaultLabel], work: Path
+    store: Store, world: World, truth: list[FaultLabel], work: Path, alert_ns: int
 ) -> tuple[int | None, bool, str, str, int]:
     """(rank, abstained, top candidate, status, candidates) of the playbook on the incident's alert."""
     start_ns = world.start_ns()
-    incident_ns = start_ns + world.incident_min * NS_MIN
-    alert_ns = incident_ns + ALERT_DELAY_MIN * NS_MIN
     window_start = alert_ns - LOOKBACK_MIN * NS_MIN
-    end_ns = min(incident_ns + AFTER_MIN * NS_MIN, start_ns + world.window_end_min * NS_MIN)
+    end_ns = min(alert_ns + (AFTER_MIN - ALERT_DELAY_MIN) * NS_MIN, start_ns + world.window_end_min * NS_MIN)
     history_start = start_ns - world.history_min * NS_MIN
     config = InvestigationsConfig()
     baseline_s = min(config.baseline_s, (window_start - history_start) / 1e9)
@@ -166,6 +177,7 @@ def _run(world: World, work: Path, config: TrialConfig) -> TrialResult:
         if config.invariants:
             found += detect_invariants(con, window)
         failures += [Failure("error", e) for e in errors]
+        write_findings(con, found, start_ns + world.window_end_min * NS_MIN, 1800.0)  # as `driftscope detect` does
         wall["detect"] = time.perf_counter() - started
         series = _series(store, window)
         truth = summary.truth.faults
@@ -177,7 +189,7 @@ def _run(world: World, work: Path, config: TrialConfig) -> TrialResult:
         if config.investigate and world.category != "quiet":
             started = time.perf_counter()
             try:
-                rank, abstain, top, status, _ = _investigate(store, world, truth, work)
+                rank, abstain, top, status, _ = _investigate(store, world, truth, work, alert_time(world, found))
             except Exception as exc:  # hostile telemetry must never crash an investigation: that is a finding
                 failures.append(Failure("error", f"investigation: {type(exc).__name__}: {exc}"[:300]))
                 abstain = False

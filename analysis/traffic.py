@@ -11,11 +11,13 @@ hours is no ramp at all).
 Per point ``t`` (all series share the time axis):
 
 1. each series' ratio to its own history median, ``r_i(t) = x_i(t) / m_i`` (series with a
-   positive history median only);
+   positive history median only; ``x_i(t)`` the mean over ``smooth`` points centred on t, so
+   that a minute of thin traffic is not read as demand);
 2. the median ratio over series, ``med(t)``, needing ``min_series`` ratios;
-3. the factor is the pooled ratio of the series within a factor ``band`` of the median,
-   ``sum x_i(t) / sum m_i``: busy series weigh more (less Poisson noise) and a few series
-   that moved on their own (the faults) are left out;
+3. the factor is the pooled ratio of the series within a factor ``band`` of the median or
+   within Poisson noise of it (``resolution_s`` turns rates into requests; a quiet series'
+   empty minutes are demand too), ``sum x_i(t) / sum m_i``: busy series weigh more (less
+   Poisson noise) and a few series that moved on their own (the faults) are left out;
 4. points without an estimate take the nearest earlier one (the first known one at the
    start); the factor is scaled so that its median over the history is 1.
 
@@ -38,8 +40,33 @@ BAND = 2.0
 """Series within this factor of the median ratio join the pooled estimate."""
 
 
+SMOOTH = 5
+"""Points pooled around each point (centred): demand moves over minutes, and a minute of thin traffic is noise."""
+
+
+def _centred_mean(x: FloatArray, width: int) -> FloatArray:
+    """Mean of each row over ``width`` points centred on each point (NaN ignored; NaN where none is present)."""
+    if width <= 1:
+        return x
+    ok = np.isfinite(x)
+    pad = width // 2
+    sums = np.cumsum(np.pad(np.where(ok, x, 0.0), ((0, 0), (pad + 1, pad))), axis=1)
+    counts = np.cumsum(np.pad(ok.astype(np.float64), ((0, 0), (pad + 1, pad))), axis=1)
+    s = sums[:, width:] - sums[:, :-width]
+    c = counts[:, width:] - counts[:, :-width]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: FloatArray = np.where(c > 0, s / c, np.nan)
+    return out
+
+
 def traffic_factor(
-    values: FloatArray, history_end: int, *, min_series: int = MIN_SERIES, band: float = BAND
+    values: FloatArray,
+    history_end: int,
+    *,
+    min_series: int = MIN_SERIES,
+    band: float = BAND,
+    smooth: int = SMOOTH,
+    resolution_s: float = 60.0,
 ) -> FloatArray | None:
     """Return the traffic factor per point (1.0 = the history's typical demand) of ``values`` [n_series, n_times].
 
@@ -62,7 +89,7 @@ def traffic_factor(
     usable = np.isfinite(m) & (m > 0)
     if usable.sum() < min_series:
         return None
-    xs, ms = x[usable], m[usable][:, np.newaxis]
+    xs, ms = _centred_mean(x[usable], smooth), m[usable][:, np.newaxis]
     ratio = xs / ms
     finite = np.isfinite(ratio)
     count = finite.sum(axis=0)
@@ -70,8 +97,12 @@ def traffic_factor(
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(ratio, axis=0)
     known = (count >= min_series) & np.isfinite(med) & (med > 0)
+    # Near the median: within ``band``, or within Poisson noise of it (3 sigma + 1 request over the pooled
+    # points): a quiet series' empty minutes are demand too, and leaving them out would bias the factor up.
+    expected = ms * med[np.newaxis, :] * resolution_s * smooth
     with np.errstate(divide="ignore", invalid="ignore"):
-        near = finite & (ratio > 0) & (np.abs(np.log(ratio) - np.log(med)) <= np.log(band))
+        close = np.abs(xs * resolution_s * smooth - expected) <= 3.0 * np.sqrt(expected) + 1.0
+        near = finite & (close | ((ratio > 0) & (np.abs(np.log(ratio) - np.log(med)) <= np.log(band))))
     num = np.where(near, xs, 0.0).sum(axis=0)
     den = np.where(near, ms, 0.0).sum(axis=0)
     known &= den > 0
@@ -101,10 +132,10 @@ def elasticity(
     """Return each series' elasticity to traffic (d log value / d log factor) learned from the history, in [0, 3].
 
     Least squares of ``log(value + d)`` on ``log(factor)`` over the history points (``d`` =
-    1 % of the series' history median, so zeros stay finite); 0 where the history cannot
-    teach it (fewer than ``min_points`` points, or traffic varying by less than
-    ``min_spread`` in log units: a flat history says nothing about how a series follows
-    demand) or where the series does not follow demand at all.
+    1 % of the series' history median, so zeros stay finite); 0 where the series does not
+    follow demand; NaN where the history cannot teach it (fewer than ``min_points`` points,
+    or traffic varying by less than ``min_spread`` in log units: a flat history says nothing
+    about how a series follows demand).
     """
     x = np.asarray(values, dtype=np.float64)
     f = np.asarray(factor, dtype=np.float64)
@@ -125,16 +156,62 @@ def elasticity(
         var = (dx * dx).sum(axis=1) / n
         beta = (dx * dy).sum(axis=1) / n / var
     learnable = (n >= min_points) & (np.sqrt(var) >= min_spread) & np.isfinite(beta)
-    out: FloatArray = np.where(learnable, np.clip(beta, 0.0, MAX_ELASTICITY), 0.0)
+    out: FloatArray = np.where(learnable, np.clip(beta, 0.0, MAX_ELASTICITY), np.nan)
+    return out
+
+
+def beyond_history(factor: FloatArray, history_end: int, margin: float = 1.1) -> NDArray[np.bool_]:
+    """Points where the traffic factor leaves the range the history saw, widened by ``margin``: there a series
+    whose elasticity is unknown cannot be told apart from the demand on it."""
+    f = np.asarray(factor, dtype=np.float64)
+    h = f[: history_end if 0 < history_end <= f.size else f.size]
+    h = h[np.isfinite(h)]
+    if h.size == 0:
+        return np.ones(f.shape, dtype=bool)
+    out: NDArray[np.bool_] = (f < h.min() / margin) | (f > h.max() * margin)
     return out
 
 
 def at_constant_traffic(values: FloatArray, factor: FloatArray, beta: FloatArray | None = None) -> FloatArray:
     """Return ``values`` [n, t] as they would be at the history's typical traffic: ``values / factor ** beta``.
 
-    ``beta`` is each series' elasticity (1.0 for all when None: rates are proportional to demand).
+    ``beta`` is each series' elasticity (1.0 for all when None: rates are proportional to demand; NaN as 0).
     """
     x = np.asarray(values, dtype=np.float64)
-    b = np.ones(x.shape[0]) if beta is None else np.asarray(beta, dtype=np.float64)
+    b = np.ones(x.shape[0]) if beta is None else np.nan_to_num(np.asarray(beta, dtype=np.float64))
     out: FloatArray = x / np.power(np.asarray(factor, dtype=np.float64)[np.newaxis, :], b[:, np.newaxis])
+    return out
+
+
+UNSEEN_ELASTICITY = 0.5
+"""Elasticity assumed for demand the history never showed: a load-dependent series (a latency) may rise by up to
+sqrt(k) when demand grows k-fold beyond anything seen, without anything being wrong (queues within capacity grow
+with load; the history could not say how much). A fault (a saturated queue: multiples; a regression at constant
+demand: any size) stays visible beyond this allowance; the benign-surge worlds of the adversary test it."""
+
+
+def at_seen_traffic(
+    values: FloatArray,
+    factor: FloatArray,
+    beta: FloatArray,
+    history_end: int,
+    *,
+    unseen: float = UNSEEN_ELASTICITY,
+    margin: float = 1.1,
+) -> FloatArray:
+    """Return ``values`` [n, t] with the part demand explains taken out: divided by ``factor ** beta`` (the learned
+    elasticity, NaN as 0) within the history's range of demand (widened by ``margin``); above it by the same at the
+    range's top times ``(factor / top) ** max(beta, unseen)`` (continuous there); below it by the value at the
+    range's bottom (lighter load than ever seen explains no slowdown)."""
+    x = np.asarray(values, dtype=np.float64)
+    f = np.asarray(factor, dtype=np.float64)
+    b = np.nan_to_num(np.asarray(beta, dtype=np.float64))[:, np.newaxis]
+    h = f[: history_end if 0 < history_end <= f.size else f.size]
+    h = h[np.isfinite(h) & (h > 0)]
+    if h.size == 0:
+        return x
+    lo, hi = h.min() / margin, h.max() * margin
+    edge = np.clip(f, lo, hi)[np.newaxis, :]
+    beyond = np.maximum(f / hi, 1.0)[np.newaxis, :]  # below the range: lighter load explains no slowdown
+    out: FloatArray = x / (np.power(edge, b) * np.power(beyond, np.maximum(b, unseen)))
     return out

@@ -134,3 +134,36 @@ def world(seed: int, max_rate: float, history: str, spans_max: float, out: Path 
     else:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}")
+
+
+@adversary.command()
+@click.option("--kinds", default="", help="Fault kinds, comma-separated [default: the performance kinds].")
+@click.option("--rates", default="0.2,1,5", show_default=True, help="Requests/s at the faulty operation.")
+@click.option("--worlds", type=click.IntRange(1, 20), default=3, show_default=True, help="Worlds per cell.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--history-hours", "history", type=float, default=8.0, show_default=True)
+def mde(kinds: str, rates: str, worlds: int, workers: int, history: float) -> None:
+    """Measure the minimum detectable effect per fault kind and request rate (a Markdown table)."""
+    from adversary.mde import KINDS, MULTIPLES, MdeConfig, describe, measure
+    from adversary.search import run_many
+    from simulator.world_faults import MIN_EFFECT
+
+    chosen = tuple(k for k in kinds.split(",") if k) or KINDS
+    unknown = [k for k in chosen if k not in KINDS]
+    if unknown:
+        raise click.BadParameter(f"unknown kinds {unknown}; choose from {', '.join(KINDS)}", param_hint="--kinds")
+    try:
+        levels = tuple(float(r) for r in rates.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected numbers, got {rates!r}", param_hint="--rates") from None
+    config = MdeConfig(kinds=chosen, rates=levels, worlds=worlds, history_h=history)
+    cells = measure(config, run=lambda ws: run_many(ws, config.trial, workers),
+                    progress=lambda line: click.echo(line, err=True))  # fmt: skip
+    click.echo("| fault kind (unit) | stated minimum | " + " | ".join(f"{r:g} req/s" for r in levels) + " |")
+    click.echo("|---|---|" + "---|" * len(levels))
+    for kind in chosen:
+        row = [c for c in cells if c.kind == kind]
+        values = [describe(c) for c in row] if len(row) == len(levels) else [describe(row[0])] * len(levels)
+        click.echo(f"| {kind} | {MIN_EFFECT[kind]:g} | " + " | ".join(values) + " |")
+    click.echo(f"multiples of the stated minimum tried: {', '.join(f'{m:g}' for m in MULTIPLES)}; "
+               f"{worlds} worlds per cell, {history:g} h of history")  # fmt: skip

@@ -13,216 +13,31 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from analysis.baselines import MAD_TO_SIGMA
 from detectors.base import Detection, FloatArray, SeriesBatch
+from detectors.error_rate_model import (
+    MIN_HISTORY,
+    binom_sf,
+    clean_history,
+    expectation,
+    expected_ratio,
+    history_mask,
+    overdispersion,
+    poisson_share,
+    poisson_two_sided,
+    pooled_ratio,
+    rate_counts,
+    run_sum,
+    score,
+    strongest_run,
+    trailing_sum,
+)
 
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int64]
 
-_MEAN_AD_TO_SIGMA = 1.2533
-"""sqrt(pi / 2): makes the mean absolute deviation a consistent estimator of sigma for normal data."""
-
-_DISPERSION_FLOOR = 1e-6
-"""Smallest squared relative spread of a rate (0.1 % relative; as ``SPREAD_REL_FLOOR`` in analysis.baselines)."""
-
-_MIN_HISTORY = 10
-"""Fewer usable history points than this and the whole series serves as history."""
 
 _SLO_PAIRS_S: tuple[tuple[int, int, float], ...] = ((3600, 300, 14.4), (21_600, 1_800, 6.0))
 """(long window s, short window s, burn-rate factor): the SRE Workbook's page-level pairs for a 30-day budget."""
-
-
-def _trailing_sum(x: FloatArray, w: int) -> FloatArray:
-    """Sum of ``x[:, t - w + 1 .. t]`` for every t (fewer terms at the start), along axis 1."""
-    cs = np.cumsum(x, axis=1)
-    if w >= x.shape[1]:
-        return cs
-    out = np.empty_like(cs)
-    out[:, :w] = cs[:, :w]
-    np.subtract(cs[:, w:], cs[:, :-w], out=out[:, w:])
-    return out
-
-
-def _row_median(x: FloatArray) -> FloatArray:
-    """Median of each row over its finite entries (NaN for an all-NaN row), without warnings."""
-    out = np.full(x.shape[0], np.nan)
-    ok = np.isfinite(x).any(axis=1)
-    if ok.any():
-        out[ok] = np.nanmedian(x[ok], axis=1)
-    return out
-
-
-def _robust_sigma(r: FloatArray) -> FloatArray:
-    """Per row, 1.4826 * MAD of the finite entries; 1.2533 * mean |r - median| when the MAD is 0 (ties).
-
-    The fallback keeps a mostly constant (or mostly zero) series from getting a zero scale,
-    which would make its every move infinitely significant.
-    """
-    med = _row_median(r)
-    dev = np.abs(r - med[:, np.newaxis])
-    sigma = MAD_TO_SIGMA * _row_median(dev)
-    finite = np.isfinite(dev)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_ad = _MEAN_AD_TO_SIGMA * np.where(finite, dev, 0.0).sum(axis=1) / finite.sum(axis=1)
-    return np.where(sigma > 0, sigma, mean_ad)
-
-
-def _history_mask(present: BoolArray, window_start: int, min_points: int = _MIN_HISTORY) -> BoolArray:
-    """Points used as history: before ``window_start`` (all when 0 or when a series has too few there)."""
-    _, t = present.shape
-    before = present & (np.arange(t) < window_start) if window_start > 0 else present
-    short = before.sum(axis=1) < min_points
-    return np.where(short[:, np.newaxis], present, before)
-
-
-def _binom_sf(k: FloatArray, n: FloatArray, p: FloatArray) -> FloatArray:
-    """P(X >= k) for X ~ Binomial(n, p), vectorised and continuous in k and n.
-
-    Equal to ``scipy.stats.binom.sf(k - 1, n, p)`` for integer counts, through the identity
-    P(X >= k) = I_p(k, n - k + 1) (regularised incomplete beta); 1 where k <= 0.
-    """
-    out = np.ones_like(k)
-    m = (k > 0) & (n > 0)
-    km = np.minimum(k[m], n[m])
-    out[m] = special.betainc(km, n[m] - km + 1.0, np.broadcast_to(p, k.shape)[m])
-    return out
-
-
-def _poisson_two_sided(k: FloatArray, lam: FloatArray) -> FloatArray:
-    """Two-sided p-value min(1, 2 P(X on k's side of lam, as far)) for X ~ Poisson(lam), continuous in k.
-
-    P(X >= k) = P(Gamma(k) <= lam) and P(X <= k) = P(Gamma(k + 1) > lam) (the
-    Poisson-gamma duality), exact for integer k and fast for large counts. Only the tail on
-    the observation's side is computed (the smaller one, but within a unit of the mean where
-    both are about one half and the p-value is 1 anyway).
-    """
-    above = k > lam
-    tail = np.empty_like(k)
-    tail[above] = special.gammainc(k[above], lam[above])
-    tail[~above] = special.gammaincc(k[~above] + 1.0, lam[~above])
-    out: FloatArray = np.minimum(1.0, 2.0 * tail)
-    return out
-
-
-def _rate_counts(batch: SeriesBatch) -> tuple[FloatArray, BoolArray, BoolArray]:
-    """(counts = values * resolution_s, 0 at gaps; present points; series whose counts are whole numbers)."""
-    values = np.asarray(batch.values, dtype=np.float64)
-    samples = np.asarray(batch.samples, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        present = np.isfinite(values) & np.isfinite(samples) & (samples > 0) & (values >= 0)
-    counts = np.where(present, values * float(batch.resolution_s), 0.0)
-    whole = np.abs(counts - np.round(counts)) <= 1e-6 * np.maximum(1.0, counts)
-    event_counts = np.all(whole | ~present, axis=1) & present.any(axis=1)
-    return counts, present, event_counts
-
-
-def _expectation(
-    counts: FloatArray, present: BoolArray, hist: BoolArray, center: FloatArray | None
-) -> tuple[FloatArray, BoolArray]:
-    """(expected count per point, 0 where not modelled; modelled points).
-
-    The expectation is ``center`` (the baseline centre in counts) where given and positive,
-    else the median count over ``hist`` (the mean when the median is 0); points without a
-    positive expectation are not modelled.
-    """
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(hist, counts, 0.0).sum(axis=1) / hist.sum(axis=1)
-    median = _row_median(np.where(hist, counts, np.nan))
-    mu = np.broadcast_to(np.where(median > 0, median, mean)[:, np.newaxis], counts.shape)
-    with np.errstate(invalid="ignore"):
-        if center is not None:
-            mu = np.where(np.isfinite(center) & (center > 0), center, mu)
-        modelled = present & np.isfinite(mu) & (mu > 0)
-    return np.where(modelled, mu, 0.0), modelled
-
-
-def _overdispersion(rel: FloatArray, expected: FloatArray, u: FloatArray) -> FloatArray:
-    """Per series, the NB2 factor a of var = u * mu + a * mu^2, from relative residuals (NaN = unused).
-
-    var(S / M - 1) = u / M + a, so a = sigma^2 - u * median(1 / M) with sigma the robust
-    scale of the residuals; at least ``_DISPERSION_FLOOR``; +inf without any residual.
-    """
-    sigma = _robust_sigma(rel)
-    with np.errstate(divide="ignore"):
-        poisson_share = np.nan_to_num(_row_median(1.0 / expected))
-    a = np.nan_to_num(sigma**2 - u * poisson_share, nan=np.inf)
-    out: FloatArray = np.maximum(a, _DISPERSION_FLOOR)
-    return out
-
-
-def _clean_history(q_alert: FloatArray, hist: BoolArray, span: int) -> BoolArray:
-    """``hist`` without its alarming points and the ``span`` - 1 points before each (their windows)."""
-    _, nxt = _last_and_next(np.isfinite(q_alert) & hist)
-    out: BoolArray = hist & (nxt - np.arange(hist.shape[1]) >= span)
-    return out
-
-
-def _pooled_ratio(err: FloatArray, req: FloatArray, mask: BoolArray) -> FloatArray:
-    """Per row, (errors + 0.5) / (requests + 1) over ``mask``: the pooled ratio with half an error of prior."""
-    out: FloatArray = (np.where(mask, err, 0.0).sum(axis=1) + 0.5) / (np.where(mask, req, 0.0).sum(axis=1) + 1.0)
-    return out
-
-
-def _expected_ratio(p0: FloatArray, center: FloatArray | None, t: int) -> FloatArray:
-    """Expected error ratio per point (one column without a baseline): ``p0``, raised to ``center`` where higher."""
-    if center is None:
-        return p0[:, np.newaxis].copy()
-    out = np.repeat(p0[:, np.newaxis], t, axis=1)
-    with np.errstate(invalid="ignore"):
-        higher = np.isfinite(center) & (center > out)
-    out[higher] = np.minimum(center[higher], 1.0)
-    return out
-
-
-def _last_and_next(alert: BoolArray) -> tuple[IntArray, IntArray]:
-    """Per point, the index of the last alarm at or before it and of the next at or after it (-+2^40: none)."""
-    idx = np.arange(alert.shape[1], dtype=np.int64)
-    none = np.int64(1 << 40)
-    last = np.maximum.accumulate(np.where(alert, idx, -none), axis=1)
-    nxt = np.minimum.accumulate(np.where(alert, idx, none)[:, ::-1], axis=1)[:, ::-1]
-    return last, nxt
-
-
-def _strongest_run(alert: BoolArray, q_alert: FloatArray, span: int) -> tuple[IntArray, IntArray]:
-    """(first alarm, estimated last changed point) of the run holding each series' smallest ``q_alert`` (-1 = none).
-
-    A run is a stretch of alarms whose silences are at most ``span`` points long (a window
-    test may pause inside one incident). A window of ``span`` points keeps alarming for
-    ``span`` - 1 points after the change ends, so a run that ends before the series does is
-    taken to cover the change up to ``span`` - 1 points before its last alarm.
-    """
-    n, t = alert.shape
-    idx = np.arange(t)
-    has = alert.any(axis=1)
-    best = np.maximum(np.argmin(np.where(alert, q_alert, np.inf), axis=1), 0)
-    last, nxt = _last_and_next(alert)
-    inside = alert | ((idx - last <= span) & (nxt - idx <= span))
-    previous = np.zeros_like(inside)
-    previous[:, 1:] = inside[:, :-1]
-    starts = np.maximum.accumulate(np.where(inside & ~previous, idx, -1), axis=1)
-    ends = np.minimum.accumulate(np.where(inside, t, idx)[:, ::-1], axis=1)[:, ::-1] - 1
-    rows = np.arange(n)
-    start = starts[rows, best]
-    end = ends[rows, best]
-    end = np.where(end < t - 1, np.maximum(start, end - (span - 1)), end)
-    return np.where(has, start, -1).astype(np.int64), np.where(has, end, -1).astype(np.int64)
-
-
-def _run_sum(x: FloatArray, start: IntArray, end: IntArray) -> FloatArray:
-    """Per row, the sum of ``x[start .. end]`` (NaN where start < 0)."""
-    cs = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
-    rows = np.arange(x.shape[0])
-    s = np.maximum(start, 0)
-    e = np.maximum(end, 0)
-    out: FloatArray = np.where(start >= 0, cs[rows, e + 1] - cs[rows, s], np.nan)
-    return out
-
-
-def _score(q: FloatArray, alpha: float) -> FloatArray:
-    """Squash -log10(q) to [0, 1): 0 at q = 1, 0.5 exactly at the alarm threshold q = alpha."""
-    evidence = np.maximum(-np.log10(np.clip(q, 1e-300, 1.0)), 0.0)
-    out: FloatArray = evidence / (evidence + -np.log10(alpha))
-    return out
 
 
 class ErrorRate:
@@ -268,8 +83,11 @@ class ErrorRate:
     relative residuals S / M - 1 of full windows (1.4826 * MAD, squared, minus the Poisson
     share median(1 / M)), which also absorbs autocorrelation; S and M are divided by
     phi = 1 + a M and compared with an exact two-sided Poisson test (Poisson-gamma duality).
-    Counts that are not whole numbers are not event counts (a scaled or derived rate): the
-    Poisson share is dropped (phi = a M, a gamma-like model) and the test is scale-free. An
+    Counts that are not whole numbers but come from whole ``samples`` are events scaled (a
+    rate at constant traffic, requests / traffic factor): their Poisson share is weighted per
+    point by counts / samples (``error_rate_model.poisson_share``), so a night at a fifth of
+    the traffic is as noisy as its few requests make it. Counts that are no events at all (a
+    derived rate) drop the Poisson share (phi = a M, a gamma-like model): scale-free. An
     alarm needs q = p * len(rate_windows) < ``alpha``, a change beyond ``rate_min_rel``
     (-30 % or +30 %) with confidence ``effect_confidence`` (the same test at M * (1 -+
     rate_min_rel)), at least half of the window's points beyond it too (a lone spike of
@@ -358,23 +176,23 @@ class ErrorRate:
             present = np.isfinite(values) & np.isfinite(samples) & (samples > 0) & np.isfinite(errors)
         req = np.where(present, samples, 0.0)
         err = np.where(present, np.clip(errors, 0.0, req), 0.0)
-        hist = _history_mask(present, batch.window_start)
+        hist = history_mask(present, batch.window_start)
         testable = present & (np.arange(t) >= batch.window_start)
         pres = present.astype(np.float64)
 
         # Pass 1 tests every point against the pooled history; the history's own alarms (an
         # earlier incident) are then left out of the pool and their series tested again.
         center = None if batch.baseline is None else np.asarray(batch.baseline.center, dtype=np.float64)
-        p0 = _pooled_ratio(err, req, hist)
-        expected = _expected_ratio(p0, center, t)
+        p0 = pooled_ratio(err, req, hist)
+        expected = expected_ratio(p0, center, t)
         q_min, q_alert = self._ratio_tests(err, req, pres, expected)
-        clean = _clean_history(q_alert, hist, self._span)
+        clean = clean_history(q_alert, hist, self._span)
         redo = np.flatnonzero(
             (clean != hist).any(axis=1) & (np.where(clean, req, 0.0).sum(axis=1) >= self.min_requests)
         )
         if redo.size:
-            p0[redo] = _pooled_ratio(err[redo], req[redo], clean[redo])
-            expected[redo] = _expected_ratio(p0[redo], None if center is None else center[redo], t)
+            p0[redo] = pooled_ratio(err[redo], req[redo], clean[redo])
+            expected[redo] = expected_ratio(p0[redo], None if center is None else center[redo], t)
             q_min[redo], q_alert[redo] = self._ratio_tests(err[redo], req[redo], pres[redo], expected[redo])
         q_alert = np.where(testable, q_alert, np.inf)
 
@@ -385,14 +203,14 @@ class ErrorRate:
             details.update(burn_details)
 
         alert = np.isfinite(q_alert)
-        start, end = _strongest_run(alert, q_alert, self._span)
+        start, end = strongest_run(alert, q_alert, self._span)
         with np.errstate(divide="ignore", invalid="ignore"):
-            before = _run_sum(req * expected, start, end) / _run_sum(req, start, end)
-            after = _run_sum(err, start, end) / _run_sum(req, start, end)
+            before = run_sum(req * expected, start, end) / run_sum(req, start, end)
+            after = run_sum(err, start, end) / run_sum(req, start, end)
         effect = (after - before) / np.maximum(before, 1e-9)
         details["delta_pp"] = 100.0 * (after - before)
         return Detection(
-            score=_score(np.where(present, q_min, 1.0), self.alpha),
+            score=score(np.where(present, q_min, 1.0), self.alpha),
             alert=alert,
             p_value=self._series_p(q_alert, testable),
             change_index=start,
@@ -409,15 +227,15 @@ class ErrorRate:
         q_min = np.ones(err.shape)
         q_alert = np.full(err.shape, np.inf)
         for w in self.windows:
-            k_w, n_w = _trailing_sum(err, w), _trailing_sum(req, w)
+            k_w, n_w = trailing_sum(err, w), trailing_sum(req, w)
             k_w = np.clip(k_w, 0.0, n_w)  # cumsum differences can be off by an ulp
             with np.errstate(divide="ignore", invalid="ignore"):
                 if expected.shape[1] == 1:  # one ratio per series: no need to average it over the window
                     p_w = np.broadcast_to(expected, k_w.shape)
                 else:
-                    p_w = np.where(n_w > 0, np.clip(_trailing_sum(req * expected, w) / n_w, 0.0, 1.0), expected)
+                    p_w = np.where(n_w > 0, np.clip(trailing_sum(req * expected, w) / n_w, 0.0, 1.0), expected)
                 ratio = np.where(n_w > 0, k_w / n_w, 0.0)
-            q = _binom_sf(k_w, n_w, p_w) * len(self.windows)
+            q = binom_sf(k_w, n_w, p_w) * len(self.windows)
             fire = (
                 (pres > 0)
                 & (q < self.alpha)
@@ -429,7 +247,7 @@ class ErrorRate:
             # window must also be improbable at the smallest ratio that passes them.
             p_guard = np.maximum(p_w[fire] + self.min_abs, p_w[fire] * (1.0 + self.min_rel))
             sure = np.zeros_like(fire)
-            sure[fire] = (p_guard < 1.0) & (_binom_sf(k_w[fire], n_w[fire], np.minimum(p_guard, 1.0)) < self._guard_p)
+            sure[fire] = (p_guard < 1.0) & (binom_sf(k_w[fire], n_w[fire], np.minimum(p_guard, 1.0)) < self._guard_p)
             fire &= sure
             q_min = np.minimum(q_min, q)
             q_alert = np.where(fire, np.minimum(q_alert, q), q_alert)
@@ -448,15 +266,15 @@ class ErrorRate:
             fire = testable.copy()
             for span_s in (short_s, long_s):  # the long window last: its sums are used below
                 w = max(1, round(span_s / batch.resolution_s))
-                k_w, n_w = _trailing_sum(err, w), _trailing_sum(req, w)
-                above_floor = (n_w > 0) & (n_w >= self.min_requests * _trailing_sum(pres, w))
+                k_w, n_w = trailing_sum(err, w), trailing_sum(req, w)
+                above_floor = (n_w > 0) & (n_w >= self.min_requests * trailing_sum(pres, w))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     burn = np.where(above_floor, k_w / n_w, np.nan) / budget
                 fire &= above_floor & (burn > factor)
             best = np.max(np.where(testable & np.isfinite(burn), burn, -1.0), axis=1)
             details[f"burn_rate_{long_s // 3600}h"] = np.where(best >= 0, best, np.nan)
             p = np.full(fire.shape, np.inf)
-            p[fire] = _binom_sf(k_w[fire], n_w[fire], np.full(int(fire.sum()), budget))
+            p[fire] = binom_sf(k_w[fire], n_w[fire], np.full(int(fire.sum()), budget))
             q_alert = np.minimum(q_alert, p * len(_SLO_PAIRS_S))
         return q_alert, details
 
@@ -465,34 +283,35 @@ class ErrorRate:
     def _rate(self, batch: SeriesBatch) -> Detection:
         t = batch.shape[1]
         res = float(batch.resolution_s)
-        counts, present, event_counts = _rate_counts(batch)
+        counts, present, event_counts = rate_counts(batch)
+        u = poisson_share(batch, counts, present, event_counts)
         center = None if batch.baseline is None else np.asarray(batch.baseline.center, dtype=np.float64) * res
-        hist = _history_mask(present, batch.window_start)
+        hist = history_mask(present, batch.window_start)
 
         # As for error ratios: a second pass for series whose history holds alarms, without them.
-        mu, modelled = _expectation(counts, present, hist, center)
-        q_min, q_alert, dispersion = self._rate_tests(counts, mu, modelled, hist, event_counts)
-        clean = _clean_history(q_alert, hist, max(self.rate_windows))
-        redo = np.flatnonzero((clean != hist).any(axis=1) & (clean.sum(axis=1) >= _MIN_HISTORY))
+        mu, modelled = expectation(counts, present, hist, center)
+        q_min, q_alert, dispersion = self._rate_tests(counts, mu, modelled, hist, u)
+        clean = clean_history(q_alert, hist, max(self.rate_windows))
+        redo = np.flatnonzero((clean != hist).any(axis=1) & (clean.sum(axis=1) >= MIN_HISTORY))
         if redo.size:
             sub = None if center is None else center[redo]
-            mu[redo], modelled[redo] = _expectation(counts[redo], present[redo], clean[redo], sub)
+            mu[redo], modelled[redo] = expectation(counts[redo], present[redo], clean[redo], sub)
             q_min[redo], q_alert[redo], dispersion[redo] = self._rate_tests(
-                counts[redo], mu[redo], modelled[redo], clean[redo], event_counts[redo]
+                counts[redo], mu[redo], modelled[redo], clean[redo], u[redo]
             )
         testable = modelled & (np.arange(t) >= batch.window_start)
         q_alert = np.where(testable, q_alert, np.inf)
 
         alert = np.isfinite(q_alert)
-        start, end = _strongest_run(alert, q_alert, max(self.rate_windows))
+        start, end = strongest_run(alert, q_alert, max(self.rate_windows))
         obs = np.where(modelled, counts, 0.0)
-        points = _run_sum(modelled.astype(np.float64), start, end) * res
+        points = run_sum(modelled.astype(np.float64), start, end) * res
         with np.errstate(divide="ignore", invalid="ignore"):
-            before = _run_sum(mu, start, end) / points
-            after = _run_sum(obs, start, end) / points
+            before = run_sum(mu, start, end) / points
+            after = run_sum(obs, start, end) / points
             effect = np.where(before > 0, (after - before) / before, np.nan)
         return Detection(
-            score=_score(np.where(modelled, q_min, 1.0), self.alpha),
+            score=score(np.where(modelled, q_min, 1.0), self.alpha),
             alert=alert,
             p_value=self._series_p(q_alert, testable),
             change_index=start,
@@ -503,12 +322,16 @@ class ErrorRate:
         )
 
     def _rate_tests(
-        self, counts: FloatArray, mu: FloatArray, modelled: BoolArray, hist: BoolArray, event_counts: BoolArray
+        self, counts: FloatArray, mu: FloatArray, modelled: BoolArray, hist: BoolArray, u: FloatArray
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(smallest q per point, smallest alarming q per point or +inf, NB2 factor of the first window size)."""
+        """(smallest q per point, smallest alarming q per point or +inf, NB2 factor of the first window size).
+
+        ``u`` [n, t] is the Poisson share of each point's variance (``poisson_share``)."""
         obs = np.where(modelled, counts, 0.0)
         hist = hist & modelled
-        u = event_counts.astype(np.float64)  # weight of the Poisson share of the variance
+        counted = np.any(u > 0, axis=1, keepdims=True)  # events, or events scaled: the request floor applies
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw, raw_mu = np.where(u > 0, obs / u, 0.0), np.where(u > 0, mu / u, 0.0)
         up = (modelled & (obs >= (1.0 + self.rate_min_rel) * mu)).astype(np.float64)
         down = (modelled & (obs <= (1.0 - self.rate_min_rel) * mu)).astype(np.float64)
         pres = modelled.astype(np.float64)
@@ -516,24 +339,26 @@ class ErrorRate:
         q_alert = np.full(counts.shape, np.inf)
         dispersion = np.full(counts.shape[0], np.nan)
         for i, w in enumerate(self.rate_windows):
-            s_w, m_w, c_w = np.maximum(_trailing_sum(obs, w), 0.0), _trailing_sum(mu, w), _trailing_sum(pres, w)
+            s_w, m_w, c_w = np.maximum(trailing_sum(obs, w), 0.0), trailing_sum(mu, w), trailing_sum(pres, w)
             ok = (m_w > 0) & (c_w == w)  # a is the dispersion of full windows
             with np.errstate(divide="ignore", invalid="ignore"):
                 rel = np.where(ok, s_w / m_w - 1.0, np.nan)
-            a = _overdispersion(np.where(hist & ok, rel, np.nan), np.where(hist & ok, m_w, np.nan), u)
+                u_w = np.where(ok, trailing_sum(np.where(modelled, mu * u, 0.0), w) / m_w, 0.0)
+            a = overdispersion(np.where(hist & ok, rel, np.nan), np.where(hist & ok, m_w, np.nan), u_w)
             if i == 0:
                 dispersion = np.where(np.isfinite(a), a, np.nan)
             with np.errstate(divide="ignore", invalid="ignore"):
-                phi = u[:, np.newaxis] + np.where(ok, a[:, np.newaxis] * m_w, np.inf)
-                p = np.where(ok & np.isfinite(phi), _poisson_two_sided(s_w / phi, m_w / phi), 1.0)
+                phi = u_w + np.where(ok, a[:, np.newaxis] * m_w, np.inf)
+                p = np.where(ok & np.isfinite(phi), poisson_two_sided(s_w / phi, m_w / phi), 1.0)
             q = p * len(self.rate_windows)
-            big_enough = ~event_counts[:, np.newaxis] | (np.maximum(s_w, m_w) >= self.min_requests)
-            surge = (rel >= self.rate_min_rel) & (2.0 * _trailing_sum(up, w) >= c_w)
-            drop = (rel <= -self.rate_min_rel) & (2.0 * _trailing_sum(down, w) >= c_w)
+            requests = np.maximum(trailing_sum(raw, w), trailing_sum(raw_mu, w))
+            big_enough = ~counted | (requests >= self.min_requests)
+            surge = (rel >= self.rate_min_rel) & (2.0 * trailing_sum(up, w) >= c_w)
+            drop = (rel <= -self.rate_min_rel) & (2.0 * trailing_sum(down, w) >= c_w)
             fire = ok & (q < self.alpha) & big_enough & (surge | drop)
             # As for error ratios, the change must exceed rate_min_rel with confidence.
             edge = m_w[fire] * np.where(surge[fire], 1.0 + self.rate_min_rel, 1.0 - self.rate_min_rel)
-            phi_edge = u[np.nonzero(fire)[0]] + a[np.nonzero(fire)[0]] * edge
+            phi_edge = u_w[fire] + a[np.nonzero(fire)[0]] * edge
             with np.errstate(divide="ignore", invalid="ignore"):
                 k_edge, lam_edge = s_w[fire] / phi_edge, edge / phi_edge
                 tail = np.where(

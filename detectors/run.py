@@ -8,27 +8,19 @@ caller persists with ``detectors.findings.write_findings``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 
 import duckdb
 import numpy as np
-import polars as pl
 
-from analysis import Window, distributions, signals
-from analysis.baselines import auto_baseline
-from analysis.histogram import LogHistogram
-from analysis.traffic import at_constant_traffic, elasticity, traffic_factor
+from analysis import Window
 from detectors.base import Detection, Detector, SeriesBatch, SignalKey, applies
+from detectors.batches import SPAN_KINDS, build_batch, demand
 from detectors.findings import Finding, Severity, effect_text
 from detectors.noise import NoiseControl, benjamini_hochberg, candidates
 from detectors.registry import DETECTORS, RetryFeedback
 from detectors.sparse import SparseShift
 
-SPAN_KINDS = ("rate", "error_ratio", "latency_p50", "latency_p99")
 METRIC_KINDS = ("gauge", "histogram_p50")
-WATCHED_EMPTY = 1e-9
-"""``samples`` of a rate point that is an explicit zero (a minute watched and found empty, see
-``analysis.rollup``): observed, so detectors see the zero, yet adding nothing to traffic floors."""
 
 
 @dataclass(frozen=True)
@@ -40,122 +32,6 @@ class DetectionConfig:
     detectors: tuple[str, ...] = ()
     """Detector names to run (empty = all)."""
     noise: NoiseControl = field(default_factory=NoiseControl)
-
-
-def _grid(window: Window) -> np.ndarray:
-    start = np.datetime64(window.start, "ns").astype(np.int64)
-    end = np.datetime64(window.end, "ns").astype(np.int64)
-    step = window.resolution_s * 1_000_000_000
-    return np.arange(start, end, step, dtype=np.int64)
-
-
-@dataclass(frozen=True, eq=False)
-class _Raw:
-    """One signal kind read from the rollups: every entity's series on one grid (history + window)."""
-
-    keys: list[SignalKey]
-    grid: np.ndarray
-    values: np.ndarray
-    samples: np.ndarray
-    window_start: int
-    full: Window
-
-
-def _read(con: duckdb.DuckDBPyConnection, kind: str, window: Window, history_s: int) -> _Raw | None:
-    full = Window(window.start - timedelta(seconds=history_s), window.end, window.resolution_s)
-    frame = signals(con, kind, full)  # type: ignore[arg-type]
-    if frame.height == 0:
-        return None
-    grid = _grid(full)
-    frame = frame.with_columns(
-        t=((pl.col("time").dt.epoch("ns") - int(grid[0])) // (window.resolution_s * 1_000_000_000)).cast(pl.Int64)
-    ).filter(pl.col("t").is_between(0, len(grid) - 1))
-    entity_cols = ["service", "operation", "metric", "attributes"]
-    entities = frame.select(entity_cols).unique(maintain_order=False).sort(entity_cols, nulls_last=True)
-    entities = entities.with_row_index("e")
-    frame = frame.join(entities, on=entity_cols, how="left", nulls_equal=True)
-    n, t = entities.height, len(grid)
-    values = np.full((n, t), np.nan)
-    samples = np.zeros((n, t))
-    e_idx = frame["e"].to_numpy().astype(np.int64)
-    t_idx = frame["t"].to_numpy()
-    values[e_idx, t_idx] = frame["value"].to_numpy()
-    samples[e_idx, t_idx] = frame["samples"].fill_null(0).to_numpy()
-    keys = [
-        SignalKey(kind, r["service"], r["operation"], r["metric"], r["attributes"])
-        for r in entities.iter_rows(named=True)
-    ]
-    window_start = int(np.searchsorted(grid, np.datetime64(window.start, "ns").astype(np.int64)))
-    return _Raw(keys, grid, values, samples, window_start, full)
-
-
-def demand(con: duckdb.DuckDBPyConnection, window: Window, history_s: int) -> np.ndarray | None:
-    """Per point of history + window, the traffic factor of the request rates (``analysis.traffic``)."""
-    raw = _read(con, "rate", window, history_s)
-    return None if raw is None else traffic_factor(raw.values, raw.window_start)
-
-
-def build_batch(
-    con: duckdb.DuckDBPyConnection,
-    kind: str,
-    window: Window,
-    history_s: int,
-    traffic: np.ndarray | None = None,
-) -> SeriesBatch | None:
-    """Every entity's series of ``kind`` over history + window, aligned on one grid.
-
-    Request rates are taken at constant traffic (``analysis.traffic``): divided by the factor
-    by which the whole system is busier than in its history (``traffic``, else computed from
-    the rates themselves), so that demand (a daily ramp a short history never showed, a
-    holiday, a surge) moves no rate while a fault (one operation moving on its own) still
-    does. Gauges are divided by ``traffic`` raised to their own elasticity learned from the
-    history (in-flight requests follow demand; a memory gauge does not). A minute watched
-    and found empty is an explicit zero rate (``analysis.rollup``), observed with
-    ``WATCHED_EMPTY`` samples.
-    """
-    raw = _read(con, kind, window, history_s)
-    if raw is None:
-        return None
-    keys, values, samples, window_start, full = raw.keys, raw.values, raw.samples, raw.window_start, raw.full
-    if kind == "rate":
-        samples = np.where(np.isfinite(values) & (samples <= 0), WATCHED_EMPTY, samples)
-        factor = traffic if traffic is not None else traffic_factor(values, window_start)
-        if factor is not None and len(factor) == values.shape[1]:
-            values = at_constant_traffic(values, factor)
-    elif kind == "gauge" and traffic is not None and len(traffic) == values.shape[1]:
-        values = at_constant_traffic(values, traffic, elasticity(values, traffic, window_start))
-    errors = values * samples if kind == "error_ratio" else None
-    current = reference = None
-    if kind.startswith("latency_"):
-        current, reference = _histograms(con, keys, full, window)
-    return SeriesBatch(
-        keys=keys,
-        times_ns=raw.grid,
-        values=values,
-        samples=samples,
-        resolution_s=window.resolution_s,
-        baseline=auto_baseline(values, resolution_s=window.resolution_s),
-        errors=np.nan_to_num(errors) if errors is not None else None,
-        current=current,
-        reference=reference,
-        window_start=window_start,
-    )
-
-
-def _histograms(
-    con: duckdb.DuckDBPyConnection, keys: list[SignalKey], full: Window, window: Window
-) -> tuple[list[LogHistogram], list[LogHistogram]]:
-    """Per series, the merged latency histogram of the window and of the history."""
-    hour = Window(full.start, full.end, 3600)
-    current: dict[tuple[str | None, str | None], list[LogHistogram]] = {}
-    reference: dict[tuple[str | None, str | None], list[LogHistogram]] = {}
-    for d in distributions(con, hour):
-        side = current if d.time >= window.start else reference
-        side.setdefault((d.service, d.operation), []).append(d.histogram)
-    empty = LogHistogram.empty()
-    cur = [LogHistogram.merge_all(current.get((k.service, k.operation), [empty])) for k in keys]
-    ref = [LogHistogram.merge_all(reference.get((k.service, k.operation), [empty])) for k in keys]
-    return cur, ref
 
 
 def _severity(kind: str, det: Detection, i: int, q: float) -> Severity:

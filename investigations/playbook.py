@@ -3,17 +3,26 @@
 A fixed sequence of checks, each a tool call, each turning its rows into root-cause
 candidates with a strength in [0, 1]:
 
-1. ``deploys``: a version change in the window (boosts that service's candidates);
+1. ``deploys``: a version change in the window (boosts that service's candidates; a deploy
+   without a measured symptom is context in the open questions, never a root cause);
 2. ``compare_windows``: self time up (the operation where the time is *spent*, not its
    callers, which only wait), own errors up (where failures *start*), and the share of
-   root spans up (trace context lost);
+   root spans up (trace context lost); a caller whose self time rises while a callee it
+   calls starts failing is explained away (retries and back-off are spent in the caller,
+   caused below it: a retry storm is the failing callee's);
 3. ``dependencies``: call edges that appeared or disappeared (blamed on the caller);
 4. ``log_templates_diff``: templates new in the incident window;
 5. ``attribute_contract``: attribute keys that vanished or changed type;
-6. ``saturation``: queue depth up with the rate (capacity, not code).
+6. ``findings``: the detectors' performance findings of the window (they judged a longer
+   history: a slow drift is small within one incident window), on operations no check named;
+7. ``saturation``: queue depth up with the rate (capacity, not code); when most spans of
+   the window have no baseline (tracing started in it), the gauges that have history.
 
-Candidates are ranked by strength; every reason carries the claim (tool call + the
-number at a path in its data) that reproduces it.
+Nothing is claimed about an operation, a caller or a service without a baseline
+(``BASELINE_MIN``): there is nothing to change from, and the report says what it cannot
+know. With no candidate the report names no root cause: it abstains. Candidates are
+ranked by strength; every reason carries the claim (tool call + the number at a path in
+its data) that reproduces it.
 """
 
 from __future__ import annotations
@@ -36,9 +45,10 @@ EDGE_KEEP = 0.25
 """The share of its calls per caller span an edge keeps at most on its other side to count."""
 ROOT_DELTA_MIN = 0.1
 DEPLOY_BONUS = 0.25
-BASELINE_MIN = 30
-"""Spans an operation (or a caller, for an edge) needs in the baseline before any claim that it changed:
-without a baseline there is nothing to change from (tracing that starts in the window is not a new edge)."""
+BASELINE_MIN = 5
+"""Spans (or log lines) an operation, a caller or a service needs in the baseline before any claim that it
+changed: without a baseline there is nothing to change from (tracing that starts in the window is not a new
+edge). Small, because a batch job runs a dozen times in two hours; the tests themselves ask for evidence."""
 GAUGE_RISE_MIN = 2.0
 """How many times its baseline mean a gauge must reach to point at a resource when spans cannot."""
 
@@ -90,6 +100,25 @@ def _latency_and_errors(res: ToolResult) -> list[_Cand]:
     return out
 
 
+EXPLAINED = 0.5
+"""Strength left to a caller's self-time rise while a callee it calls fails more: retries and their back-off
+are spent in the caller but caused below it (the failing callee is the root, not the retrying caller)."""
+
+
+def _explain_away(cands: list[_Cand], deps: ToolResult) -> list[_Cand]:
+    """Self-time candidates of callers whose callees start failing, weakened (see ``EXPLAINED``)."""
+    failing = {(c.service, c.operation) for c in cands if c.mechanism.startswith(("error burst", "retry storm"))}
+    if not failing:
+        return cands
+    callers = {(r["caller_service"], r["caller_operation"]) for r in deps.data.get("rows", [])
+               if (r["callee_service"], r["callee_operation"]) in failing}  # fmt: skip
+    for c in cands:
+        if (c.service, c.operation) in callers and c.mechanism.startswith("latency regression"):
+            c.strength *= EXPLAINED
+            c.mechanism = "latency regression (self time; its callee fails: retries, back-off)"
+    return cands
+
+
 def _edges(res: ToolResult) -> list[_Cand]:
     out: list[_Cand] = []
     for i, r in enumerate(res.data.get("rows", [])):
@@ -113,7 +142,12 @@ def _edges(res: ToolResult) -> list[_Cand]:
 
 def _templates(res: ToolResult) -> list[_Cand]:
     out: list[_Cand] = []
+    logged_before: dict[str, int] = {}
+    for r in res.data.get("rows", []):
+        logged_before[r["service"]] = logged_before.get(r["service"], 0) + r["n_before"]
     for i, r in enumerate(res.data.get("rows", [])):
+        if logged_before[r["service"]] < BASELINE_MIN:
+            continue  # a service whose logs start in the window: every template is "new", none has changed
         if r["new"] and r["n_after"] >= 5:
             c = _Cand(r["service"], None, f"new {r['severity']} log template", 0.6 * math.tanh(r["n_after"] / 20))
             c.claims.append(_claim(res, i, "n_after", f"{r['service']}: new log template ({r['n_after']} lines)"))
@@ -129,6 +163,29 @@ def _contracts(res: ToolResult) -> list[_Cand]:
         c.claims.append(_claim(res, i, "share_after", f"{r['service']} {r['operation']}: attribute {r['key']} share "
                                f"{r['share_before']} -> {r['share_after']}, types {r['types_before']} -> "
                                f"{r['types_after']}"))  # fmt: skip
+        out.append(c)
+    return out
+
+
+FINDING_STRENGTH = {"critical": 0.45, "warning": 0.35, "info": 0.25}
+"""Strength of a detector finding on an operation no other check implicates: the detectors judged a longer
+history than the playbook's baseline (a slow drift is small within one incident window)."""
+
+
+def _findings(res: ToolResult, cands: list[_Cand]) -> list[_Cand]:
+    """Candidates from the performance findings of the window (request signals on an operation)."""
+    out: list[_Cand] = []
+    named = {(c.service, c.operation) for c in cands}
+    for i, r in enumerate(res.data.get("rows", [])):
+        kind = r["kind"] or ""
+        if not r["operation"] or not (kind.startswith("latency_") or kind in ("error_ratio", "rate")):
+            continue
+        strength = FINDING_STRENGTH.get(r["severity"], 0.25)
+        text = f"{r['service']} {r['operation']}: {r['detector']} found {r['effect_text']} since {r['changed']}"
+        if (r["service"], r["operation"]) in named:
+            strength = 0.0  # corroboration only: the claim joins the check's candidate
+        c = _Cand(r["service"], r["operation"], f"change found by detection ({r['detector']}: {kind})", strength)
+        c.claims.append(_claim(res, i, "q_value", text))
         out.append(c)
     return out
 
@@ -191,10 +248,12 @@ class PlaybookPolicy:
             if r["in_incident"]
         }
         compared = env.call("compare_windows")
-        cands = _latency_and_errors(compared)
-        cands += _edges(env.call("dependencies"))
+        deps = env.call("dependencies")
+        cands = _explain_away(_latency_and_errors(compared), deps)
+        cands += _edges(deps)
         cands += _templates(env.call("log_templates_diff"))
         cands += _contracts(env.call("attribute_contract"))
+        cands += _findings(env.call("findings"), cands)
         saturation = env.call("saturation")
         blind = unjudged(compared)
         judged = sum(1 for r in compared.data.get("rows", []) if r["n_before"] >= BASELINE_MIN)

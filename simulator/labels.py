@@ -171,11 +171,15 @@ def _affected(plan: Plan, f: Fault, expected: list[ExpectedSignal]) -> list[Expe
     if f.kind == "capacity_saturation":
         roots = set(range(len(plan.ops)))  # the whole system carries the load
     kinds = {e.signal for e in expected}
+    target = plan.op_index.get(f.target)
+    retried = f.kind == "error_burst" and any(
+        s.op == target and s.call is not None and s.call.retries > 0 for s in plan.sites
+    )  # failures retried with back-off slow every caller up the chain
     for root in sorted(roots):
         ops = sorted({root} | _upstream(plan, root))
         for o in ops:
             info = plan.ops[o]
-            if kinds & _LATENCY_SIGNALS or f.kind in ("retry_storm", "capacity_saturation"):
+            if kinds & _LATENCY_SIGNALS or f.kind in ("retry_storm", "capacity_saturation") or retried:
                 out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("latency_p50", "latency_p99")]
                 out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("queue_depth", "active_requests")]
                 out.append(ExpectedSignal("histogram_p50", info.service, None, "up"))

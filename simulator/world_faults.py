@@ -188,10 +188,12 @@ def draw_fault(
         fault["magnitude"] = 1.0
     elif kind == "call_edge":
         fault.update(_call_edge(rng, scenario))
-    elif kind == "batch_shift":
-        if not scenario.batch_jobs:
-            scenario = add_batch_job(rng, scenario)
-        fault["target"] = _pick(rng, [j.name for j in scenario.batch_jobs])
+    elif kind == "batch_shift":  # on a job whose duration histogram is exported (spans alone: a telemetry gap)
+        measured = [j.name for j in scenario.batch_jobs if scenario.services[j.service].export.histograms]
+        if not measured:
+            scenario = add_batch_job(rng, scenario, measured_only=True)
+            measured = [scenario.batch_jobs[-1].name]
+        fault["target"] = _pick(rng, measured)
     if kind in _RAMPED and rng.random() < 0.4:
         fault["ramp_min"] = round(float(rng.uniform(10, 45)), 1)
     released = ("latency_regression", "error_burst", "attribute_change", "call_edge", "broken_propagation")
@@ -218,9 +220,19 @@ def _call_edge(rng: np.random.Generator, scenario: Scenario) -> dict[str, object
     return {"target": caller, "to": callee, "change": "add", "magnitude": _magnitude(rng, "call_edge")}
 
 
-def add_batch_job(rng: np.random.Generator, scenario: Scenario) -> Scenario:
-    """``scenario`` with one more batch job in a random service (every 1-60 min, 1 s - 10 min long)."""
+def add_batch_job(rng: np.random.Generator, scenario: Scenario, *, measured_only: bool = False) -> Scenario:
+    """``scenario`` with one more batch job in a random service (every 1-60 min, 1 s - 10 min long); with
+    ``measured_only`` in a service that exports histograms (one is made to when none does)."""
     services = sorted(scenario.services)
+    if measured_only:
+        exporting = [s for s in services if scenario.services[s].export.histograms]
+        if not exporting:
+            svc = scenario.services[services[0]]
+            update = {"export": svc.export.model_copy(update={"histograms": True})}
+            scenario = scenario.model_copy(update={"services": {**scenario.services, services[0]: svc.model_copy(
+                update=update)}})  # fmt: skip
+            exporting = services[:1]
+        services = exporting
     every = int(rng.choice([1, 5, 10, 15, 30, 60]))
     median_ms = float(np.exp(rng.uniform(math.log(1_000), math.log(min(600_000, every * 60_000 * 0.5)))))
     job = {

@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.traffic import at_constant_traffic, elasticity, traffic_factor
+from analysis.traffic import (
+    UNSEEN_ELASTICITY,
+    at_constant_traffic,
+    at_seen_traffic,
+    beyond_history,
+    elasticity,
+    traffic_factor,
+)
 
 
 def _traffic(t: int, rng: np.random.Generator) -> np.ndarray:
@@ -74,4 +81,18 @@ def test_a_flat_history_teaches_no_elasticity() -> None:
     f = np.ones(500)
     f[400:] = 2.0  # the surge comes after the history: nothing to learn from
     x = np.vstack([f * 10, np.full(500, 4.0)])
-    assert np.all(elasticity(x, f, history_end=400) == 0.0)
+    assert np.all(np.isnan(elasticity(x, f, history_end=400)))
+    assert not beyond_history(f, 400)[:400].any() and beyond_history(f, 400)[400:].all()
+
+
+def test_demand_beyond_the_history_gets_an_allowance_upwards_only() -> None:
+    f = np.concatenate([np.linspace(0.8, 1.2, 300), np.full(50, 4.0), np.full(50, 0.3)])
+    x = np.ones((1, f.size)) * 10.0
+    beta = np.array([0.0])
+    seen = at_seen_traffic(x, f, beta, history_end=300)
+    assert np.allclose(seen[0, :300], 10.0)
+    top = 1.2 * 1.1
+    assert np.allclose(seen[0, 300:350], 10.0 / (4.0 / top) ** UNSEEN_ELASTICITY)  # a surge may slow things
+    assert np.allclose(seen[0, 350:], 10.0)  # a quiet night explains no slowdown
+    learned = at_seen_traffic(x, f, np.array([1.0]), history_end=300)
+    assert np.allclose(learned[0, :300], 10.0 / f[:300])
