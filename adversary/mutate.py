@@ -16,8 +16,8 @@ from simulator.scenario import Scenario
 from simulator.world_faults import MIN_EFFECT
 from simulator.worlds import INCIDENT_MIN, World
 
-MIN_HISTORY_MIN = 360
-"""The shortest history a world is shrunk to (6 hours)."""
+MIN_HISTORY_MIN = 180
+"""The shortest history a world is shrunk to (3 hours: the baselines' trailing hour, twice over, and more)."""
 MIN_AFTER_MIN = 45
 """The shortest window after the incident (an alert fires 15 minutes in and looks 40 minutes on)."""
 

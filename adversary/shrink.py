@@ -5,10 +5,10 @@ shrinkers: each step proposes a smaller world and keeps it when the trial still 
 failure of the same kind (a missed fault stays missed, a false alarm stays a false
 alarm, ...). The order goes from what makes a regression cheap to what makes it clear:
 fewer services (each non-essential service removed in turn), a shorter history (halved
-down to 6 hours), a shorter window (down to 45 minutes after the incident), then the
-smallest magnitude that still fails (halving the distance to the stated minimum effect
-for a missed fault; halving a benign perturbation). ``max_trials`` bounds the cost: every
-proposal is a full trial.
+down to ``mutate.MIN_HISTORY_MIN``), half the traffic, a shorter window (down to 45
+minutes after the incident), then the smallest magnitude that still fails (halving the
+distance to the stated minimum effect for a missed fault; halving a benign perturbation).
+``max_trials`` bounds the cost: every proposal is a full trial.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def _proposals(world: World, failure: Failure) -> list[tuple[str, Callable[[Worl
         steps.append((f"drop service {service}", partial(_without, service=service)))
     steps.append(("halve history", lambda w: mutate.with_history(w, w.history_min // 2)))
     steps.append(("halve history", lambda w: mutate.with_history(w, w.history_min // 2)))
+    steps.append(("halve traffic", lambda w: mutate.with_rate(w, 0.5)))
     after = world.window_end_min - INCIDENT_MIN
     steps.append(("shorten window", lambda w: mutate.with_window(w, INCIDENT_MIN + max(after // 2, 45))))
     if failure.kind == "missed":

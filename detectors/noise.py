@@ -105,11 +105,13 @@ def candidates(batch: SeriesBatch, det: Detection, control: NoiseControl) -> NDA
         big = np.abs(np.nan_to_num(det.effect)) >= control.min_relative_effect
     if batch.keys and batch.keys[0].kind == "gauge":
         big &= np.abs(np.nan_to_num(det.after - det.before)) >= control.min_gauge_delta
-    if kind.startswith(("latency_", "histogram_")) and control.slower_only:
+    slower = kind.startswith(("latency_", "histogram_")) and control.slower_only
+    if slower:
         big &= np.nan_to_num(det.effect) > 0
     if "alarm_kind" in det.details and "trend_per_day" in det.details:  # drifts are judged on their slope
         drift = det.details["alarm_kind"] == 2.0
-        steep = np.abs(np.nan_to_num(det.details["trend_per_day"])) >= control.min_drift_per_day
+        trend = np.nan_to_num(det.details["trend_per_day"])
+        steep = (trend if slower else np.abs(trend)) >= control.min_drift_per_day
         big = np.where(drift, steep, big)
     result: NDArray[np.bool_] = persistent & traffic & big & (det.change_index >= ws)
     if kind == "rate" and result.any():

@@ -45,6 +45,7 @@ class Spans:
     end_ns: np.ndarray  # int64
     cause: np.ndarray  # int8 CAUSE_* (0 = ok)
     attempt: np.ndarray  # int16, 0 for the first attempt
+    caller: np.ndarray  # int32 operation index of the calling server span (client spans), -1 for server spans
 
     def __len__(self) -> int:
         return len(self.span_id)
@@ -376,6 +377,7 @@ class Engine:
             end_ns=np.concatenate([start_srv + dur_srv, start_cli + dur_cli]),
             cause=np.concatenate([cause_srv, cause_cli]),
             attempt=np.concatenate([attempt, attempt[cli]]),
+            caller=np.concatenate([np.full(total, -1, np.int32), w.op[parent_server[cli]].astype(np.int32)]),
         )
         jobs = self._jobs(minute_start, eff, n_traces)
         trace_ids = rng.integers(1, 2**63, (n_traces + len(jobs), 2), dtype=np.int64).astype(np.uint64)

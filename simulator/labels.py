@@ -148,12 +148,21 @@ def _expected(plan: Plan, f: Fault) -> tuple[str, str | None, list[ExpectedSigna
     raise ValueError(f"fault {f.kind} on {f.target!r} has no labelled signals")
 
 
+def _sync_callers(plan: Plan, op: int) -> set[int]:
+    """Operations that call ``op`` synchronously, however rarely (a consequence reaches them all)."""
+    return {
+        plan.sites[s.parent].op
+        for s in plan.sites
+        if s.op == op and s.parent >= 0 and s.call and s.call.mode != "async" and s.call.prob > 0
+    }
+
+
 def _upstream(plan: Plan, op: int) -> set[int]:
-    """Operations that call ``op`` synchronously (probability >= 0.5), transitively."""
+    """Operations that call ``op`` synchronously, transitively."""
     seen: set[int] = set()
     todo = [op]
     while todo:
-        for caller in _callers(plan, todo.pop()):
+        for caller in _sync_callers(plan, todo.pop()):
             if caller not in seen and caller != op:
                 seen.add(caller)
                 todo.append(caller)

@@ -184,8 +184,9 @@ class RowBuilder:
         client_only = np.array([info.kind in CLIENT_ONLY_KINDS for info in plan.ops])
         keep = ~((sp.kind == KIND_SERVER) & client_only[sp.op])
         dark = np.array([not self._traced(info.service, m.minute) for info in plan.ops])
-        if dark.any():  # services whose tracing starts later send no spans yet
-            keep &= ~dark[sp.op]
+        if dark.any():  # services whose tracing starts later send no spans yet (a client span is its caller's)
+            emitter = np.where(sp.kind == KIND_CLIENT, sp.caller, sp.op)
+            keep &= ~dark[np.maximum(emitter, 0)]
         order = np.lexsort((sp.start_ns, sp.op, sp.kind))
         order = order[keep[order]]
         kinds = sp.kind[order]

@@ -209,6 +209,20 @@ def _start(
     return start.replace(second=0, microsecond=0)
 
 
+def _runs_enough(scenario: Scenario, window_end: int, notes: list[str]) -> tuple[Scenario, int]:
+    """A batch job is judged on its runs: the window is stretched to hold four after the change (5 h at most)."""
+    fault = scenario.faults[0]
+    if fault.kind != "batch_shift":
+        return scenario, window_end
+    every = next(j.every_min for j in scenario.batch_jobs if j.name == fault.target)
+    longer = min(INCIDENT_MIN + 300, max(window_end, INCIDENT_MIN + 4 * every + 5))
+    if longer <= window_end:
+        return scenario, window_end
+    notes.append(f"window stretched to {longer} min: four runs of a job every {every} min")
+    faults = [fault.model_copy(update={"end_min": float(longer)})]
+    return scenario.model_copy(update={"hours": longer / 60, "faults": faults}), longer
+
+
 def generate_world(seed: int, config: WorldConfig | None = None) -> World:
     """The world of ``seed`` (deterministic: the same seed and config give the same world)."""
     config = config or WorldConfig()
@@ -263,6 +277,7 @@ def generate_world(seed: int, config: WorldConfig | None = None) -> World:
     elif category == "fault":
         kind = str(rng.choice(list(config.fault_kinds)))
         scenario = draw_fault(rng, scenario, kind, start_min=INCIDENT_MIN, end_min=window_end, notes=notes)
+        scenario, window_end = _runs_enough(scenario, window_end, notes)
     if hostile:
         from simulator.world_hostile import make_hostile
 

@@ -73,7 +73,10 @@ def _detection(effect: list[float], run: list[int], details: dict[str, list[floa
 def test_floors_drop_small_short_and_thin_alarms() -> None:
     control = NoiseControl()
     det = _detection(effect=[0.5, 0.05, 0.5, -0.5], run=[10, 10, 2, 10])
-    assert candidates(_batch("latency_p99", 5.0), det, control).tolist() == [True, False, False, True]
+    # a faster service is no performance gap (slower_only); both directions count when asked
+    assert candidates(_batch("latency_p99", 5.0), det, control).tolist() == [True, False, False, False]
+    both = NoiseControl(slower_only=False)
+    assert candidates(_batch("latency_p99", 5.0), det, both).tolist() == [True, False, False, True]
     # 3 requests an hour behind every series: nothing may page.
     assert not candidates(_batch("latency_p99", 0.05), det, control).any()
 
@@ -83,10 +86,13 @@ def test_error_ratio_is_judged_in_percentage_points() -> None:
     assert candidates(_batch("error_ratio", 5.0, n=2), det, NoiseControl()).tolist() == [False, True]
 
 
-@pytest.mark.parametrize(("trend", "passes"), [(0.01, True), (-0.02, True), (0.001, False)])
+@pytest.mark.parametrize(("trend", "passes"), [(0.01, True), (-0.02, False), (0.001, False)])
 def test_a_drift_is_judged_on_its_slope_not_its_level(trend: float, passes: bool) -> None:
     det = _detection(effect=[0.03], run=[10], details={"alarm_kind": [2.0], "trend_per_day": [trend]})
     assert candidates(_batch("latency_p99", 5.0, n=1), det, NoiseControl()).tolist()[0] is passes
+    both_ways = candidates(_batch("latency_p99", 5.0, n=1), det, NoiseControl(slower_only=False)).tolist()[0]
+    assert both_ways is (abs(trend) >= NoiseControl().min_drift_per_day)
+    assert candidates(_batch("gauge", 5.0, n=1), det, NoiseControl()).tolist()[0] is both_ways  # any direction
     level = _detection(effect=[0.03], run=[10], details={"alarm_kind": [1.0], "trend_per_day": [trend]})
     assert not candidates(_batch("latency_p99", 5.0, n=1), level, NoiseControl()).any()
 
