@@ -202,16 +202,21 @@ def _paired(err: SeriesBatch, rate: SeriesBatch) -> tuple[SeriesBatch | None, Se
 def _reproduce_sql(key: SignalKey, batch: SeriesBatch) -> str:
     """SQL over the raw tables that shows the signal around the change, minute by minute."""
     start = int(batch.times_ns[0])
+    service = (key.service or "").replace("'", "''")  # names are telemetry: quote them as SQL literals
+    operation = (key.operation or "").replace("'", "''")
+    metric = (key.metric or "").replace("'", "''")
     if key.kind in ("rate", "error_ratio") or key.kind.startswith("latency_"):
         return (
             "SELECT date_trunc('minute', start_time) AS minute, count(*) AS requests, "
             "avg((status_code = 'ERROR')::INT) AS error_ratio, quantile_cont(duration_ns, 0.5) / 1e6 AS p50_ms, "
             "quantile_cont(duration_ns, 0.99) / 1e6 AS p99_ms FROM spans "
-            f"WHERE service_name = '{key.service}' AND span_name = '{key.operation}' AND span_kind = 'SERVER' "
+            f"WHERE service_name = '{service}' AND span_name = '{operation}' AND span_kind = (SELECT CASE WHEN "
+            f"bool_or(span_kind = 'SERVER') THEN 'SERVER' ELSE 'CLIENT' END FROM spans WHERE service_name = "
+            f"'{service}' AND span_name = '{operation}') "
             f"AND epoch_ns(start_time) >= {start} GROUP BY 1 ORDER BY 1"
         )
     return (
         f"SELECT date_trunc('minute', time) AS minute, avg(value) FROM metric_points "
-        f"WHERE metric_name = '{key.metric}' AND service_name = '{key.service}' AND epoch_ns(time) >= {start} "
+        f"WHERE metric_name = '{metric}' AND service_name = '{service}' AND epoch_ns(time) >= {start} "
         "GROUP BY 1 ORDER BY 1"
     )
