@@ -140,14 +140,13 @@ def _edges(res: ToolResult) -> list[_Cand]:
     return out
 
 
-def _templates(res: ToolResult) -> list[_Cand]:
+def _templates(res: ToolResult, compared: ToolResult) -> list[_Cand]:
     out: list[_Cand] = []
-    logged_before: dict[str, int] = {}
-    for r in res.data.get("rows", []):
-        logged_before[r["service"]] = logged_before.get(r["service"], 0) + r["n_before"]
+    seen = {r["service"] for r in res.data.get("rows", []) if r["n_before"] > 0}
+    seen |= {r["service"] for r in compared.data.get("rows", []) if r["n_before"] >= BASELINE_MIN}
     for i, r in enumerate(res.data.get("rows", [])):
-        if logged_before[r["service"]] < BASELINE_MIN:
-            continue  # a service whose logs start in the window: every template is "new", none has changed
+        if r["service"] not in seen:
+            continue  # a service with neither logs nor spans before: every template is "new", none has changed
         if r["new"] and r["n_after"] >= 5:
             c = _Cand(r["service"], None, f"new {r['severity']} log template", 0.6 * math.tanh(r["n_after"] / 20))
             c.claims.append(_claim(res, i, "n_after", f"{r['service']}: new log template ({r['n_after']} lines)"))
@@ -251,7 +250,7 @@ class PlaybookPolicy:
         deps = env.call("dependencies")
         cands = _explain_away(_latency_and_errors(compared), deps)
         cands += _edges(deps)
-        cands += _templates(env.call("log_templates_diff"))
+        cands += _templates(env.call("log_templates_diff"), compared)
         cands += _contracts(env.call("attribute_contract"))
         cands += _findings(env.call("findings"), cands)
         saturation = env.call("saturation")
