@@ -200,9 +200,14 @@ def at_seen_traffic(
     margin: float = 1.1,
 ) -> FloatArray:
     """Return ``values`` [n, t] with the part demand explains taken out: divided by ``factor ** beta`` (the learned
-    elasticity, NaN as 0) within the history's range of demand (widened by ``margin``); above it by the same at the
-    range's top times ``(factor / top) ** max(beta, unseen)`` (continuous there); below it by the value at the
-    range's bottom (lighter load than ever seen explains no slowdown)."""
+    elasticity, NaN as 0) where demand is above the history's typical level (factor 1) and within its range (widened
+    by ``margin``); above the range by the same at the range's top times ``(factor / top) ** max(beta, unseen)``
+    (continuous there); at or below typical demand not at all.
+
+    Lighter load than usual explains no slowdown, so it must not make one either: dividing by a factor below 1
+    raises a value, and the elasticity of a per-minute quantile is partly the order statistic's own (the p99 of 2
+    requests is their maximum, and more requests give a larger maximum), so at a daily trough a latency that did
+    not move would read as a slowdown."""
     x = np.asarray(values, dtype=np.float64)
     f = np.asarray(factor, dtype=np.float64)
     b = np.nan_to_num(np.asarray(beta, dtype=np.float64))[:, np.newaxis]
@@ -210,7 +215,7 @@ def at_seen_traffic(
     h = h[np.isfinite(h) & (h > 0)]
     if h.size == 0:
         return x
-    lo, hi = h.min() / margin, h.max() * margin
+    lo, hi = max(h.min() / margin, 1.0), max(h.max() * margin, 1.0)
     edge = np.clip(f, lo, hi)[np.newaxis, :]
     beyond = np.maximum(f / hi, 1.0)[np.newaxis, :]  # below the range: lighter load explains no slowdown
     out: FloatArray = x / (np.power(edge, b) * np.power(beyond, np.maximum(b, unseen)))

@@ -196,7 +196,32 @@ def _affected(plan: Plan, f: Fault, expected: list[ExpectedSignal]) -> list[Expe
                 out.append(ExpectedSignal("error_ratio", info.service, info.name, "up"))
             if "rate" in kinds or f.kind == "retry_storm":
                 out.append(ExpectedSignal("rate", info.service, info.name, "up"))
+    if f.kind == "call_edge" and f.change == "add" and target is not None and f.to in plan.op_index:
+        out += _added_edge(plan, target, plan.op_index[f.to])
     return list(dict.fromkeys(out))
+
+
+def _added_edge(plan: Plan, caller: int, callee: int) -> list[ExpectedSignal]:
+    """Consequences of a new synchronous call: the caller and its callers wait for it (slower), and the callee and
+    its own calls, transitively, carry the extra traffic (busier, and their queues longer for it)."""
+    out: list[ExpectedSignal] = []
+    for o in sorted({caller} | _upstream(plan, caller)):
+        info = plan.ops[o]
+        out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("latency_p50", "latency_p99")]
+        out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("queue_depth", "active_requests")]
+        out.append(ExpectedSignal("histogram_p50", info.service, None, "up"))
+    below, todo = {callee}, [callee]
+    while todo:
+        parent = todo.pop()
+        for s in plan.sites:
+            if s.parent >= 0 and plan.sites[s.parent].op == parent and s.op not in below:
+                below.add(s.op)
+                todo.append(s.op)
+    for o in sorted(below):
+        info = plan.ops[o]
+        out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("rate", "latency_p50", "latency_p99")]
+        out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("queue_depth", "active_requests")]
+    return out
 
 
 def ground_truth(plan: Plan, start_ns: int, hours: float) -> GroundTruth:

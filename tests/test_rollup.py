@@ -218,3 +218,31 @@ def test_histogram_series_with_different_bounds_merge_with_a_stated_error(tmp_pa
     assert row["samples"] == 48  # every count kept
     assert 1.0 <= row["value"] <= 4.0
     assert row["error_bound"] > 0  # bounds differed: the re-bucketing error is stated
+
+
+def test_a_bucket_of_time_with_one_observation_reports_the_observation(tmp_path: Path) -> None:
+    """A batch job's run: its quantiles are its duration (the sum), not the middle of the bucket it fell in."""
+    con = duckdb.connect(str(tmp_path / "h.duckdb"))
+    from analysis.rollup import ensure_schema
+
+    ensure_schema(con)
+    bounds = [120.0, 300.0, 600.0]
+    rows = [
+        ("2026-03-02 00:00", "a", [0, 0, 1, 0], 479.7),  # one run: exact
+        ("2026-03-02 00:01", "a", [0, 0, 1, 0], 311.0),
+        ("2026-03-02 00:01", "b", [0, 0, 0, 0], 0.0),  # another attribute set, empty: still one observation
+        ("2026-03-02 00:02", "a", [0, 1, 1, 0], 700.0),  # two runs: the bucket interpolation as before
+    ]
+    for minute, attrs, counts, total in rows:
+        con.execute(
+            "INSERT INTO rollup_histograms VALUES (?::TIMESTAMP, 'job.duration', 'svc', ?, ?, ?, ?, ?, 0)",
+            [minute, f'{{"a":"{attrs}"}}', bounds, counts, sum(counts), total],
+        )
+    w = Window(datetime(2026, 3, 2), datetime(2026, 3, 2, 0, 3), 60)
+    for kind in ("histogram_p50", "histogram_p99"):
+        frame = signals(con, kind, w, metric="job.duration").sort("time")  # type: ignore[arg-type]
+        values = frame["value"].to_list()
+        assert values[:2] == [pytest.approx(479.7), pytest.approx(311.0)]
+        assert frame["samples"].to_list() == [1, 1, 2]
+        assert values[2] != pytest.approx(350.0)  # two runs: never their mean
+        assert 120.0 <= values[2] <= 600.0

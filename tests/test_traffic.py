@@ -95,4 +95,20 @@ def test_demand_beyond_the_history_gets_an_allowance_upwards_only() -> None:
     assert np.allclose(seen[0, 300:350], 10.0 / (4.0 / top) ** UNSEEN_ELASTICITY)  # a surge may slow things
     assert np.allclose(seen[0, 350:], 10.0)  # a quiet night explains no slowdown
     learned = at_seen_traffic(x, f, np.array([1.0]), history_end=300)
-    assert np.allclose(learned[0, :300], 10.0 / f[:300])
+    assert np.allclose(learned[0, :300], 10.0 / np.maximum(f[:300], 1.0))  # busier than usual: explained
+    assert np.allclose(learned[0, 350:], 10.0)  # a quieter hour than usual makes nothing slower
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.floats(0.0, 3.0),
+    st.lists(st.floats(0.05, 20.0), min_size=10, max_size=60),
+    st.floats(0.05, 20.0),
+)
+def test_taking_demand_out_never_makes_a_latency_larger(beta: float, history: list[float], now: float) -> None:
+    f = np.array([*history, now])
+    x = np.full((1, f.size), 7.0)
+    seen = at_seen_traffic(x, f, np.array([beta]), history_end=len(history))
+    assert np.all(seen <= 7.0 + 1e-9)
+    busier = f > max(max(history) * 1.1, 1.0)  # beyond anything seen: the allowance for unseen demand applies
+    assert np.all(seen[0, busier] < 7.0)

@@ -1,0 +1,30 @@
+"""Ground-truth labels: what a fault moves, and what a correct detector may also report as its consequences."""
+
+from __future__ import annotations
+
+from simulator.labels import ground_truth
+from simulator.plan import Plan
+from simulator.scenario import library, load_scenario
+
+
+def _affected(name: str) -> set[tuple[str, str, str | None]]:
+    plan = Plan.compile(load_scenario(library()[name]))
+    (fault,) = ground_truth(plan, 0, plan.scenario.hours).faults
+    return {(e.signal, e.service, e.operation) for e in fault.affected}
+
+
+def test_an_added_call_slows_its_caller_and_loads_its_callee() -> None:
+    affected = _affected("call-edge-added")
+    # the caller now waits for the new call (and so do its own callers, up the chain)
+    assert ("latency_p50", "frontend", "GET /product/{id}") in affected
+    assert ("latency_p99", "frontend", "GET /product/{id}") in affected
+    # the callee serves more calls, on the same servers
+    assert ("rate", "postgres", "SELECT product") in affected
+    assert ("latency_p99", "postgres", "SELECT product") in affected
+    # an operation neither upstream of the caller nor downstream of the callee is not a consequence
+    assert not any(service == "payment" for _, service, _ in affected)
+
+
+def test_a_removed_call_makes_nothing_slower() -> None:
+    affected = _affected("call-edge-removed")
+    assert not any(signal.startswith("latency_") for signal, _, _ in affected)
