@@ -28,7 +28,7 @@ from collector.columns import SCHEMAS, Decoded
 
 log = logging.getLogger(__name__)
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 LIBRARY = Path(__file__).with_name("_otlp_native.so")
 TABLES = ("spans", "logs", "metric_points", "histogram_points", "exp_histogram_points", "summary_points")
 """Table slots of the library's result, in its order."""
@@ -87,16 +87,19 @@ class NativeDecoder:
     lib: ctypes.CDLL
     path: Path
 
-    def decode(self, signal: str, body: bytes) -> Decoded | None:
-        """Rows and rejections of one protobuf export request, or None (decode it in Python)."""
-        res = self.lib.ds_decode(_SIGNALS[signal], body, len(body))
+    def decode(self, signal: str, body: bytes, output_bytes_max: int = OUTPUT_BYTES_MAX) -> Decoded | None:
+        """Rows and rejections of one protobuf export request, or None (decode it in Python).
+
+        Raises ``TooLarge`` when the rows would take more than ``output_bytes_max`` bytes.
+        """
+        res = self.lib.ds_decode(_SIGNALS[signal], body, len(body), min(output_bytes_max, OUTPUT_BYTES_MAX))
         try:
             r = res.contents
             if r.status == _FALLBACK:
                 return None
             if r.status == _TOO_LARGE:
                 raise TooLarge(
-                    f"request decodes to more than {OUTPUT_BYTES_MAX >> 20} MiB of rows "
+                    f"request decodes to more than {min(output_bytes_max, OUTPUT_BYTES_MAX) >> 20} MiB of rows "
                     "(every record repeats its resource and scope attributes)"
                 )
             if r.status != _OK:
@@ -124,7 +127,7 @@ def _open(path: Path) -> NativeDecoder:
     if version != ABI_VERSION:
         raise OSError(f"{path.name} speaks ABI {version}, this collector {ABI_VERSION}; re-run scripts/setup")
     lib.ds_decode.restype = ctypes.POINTER(_Result)
-    lib.ds_decode.argtypes = (ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t)
+    lib.ds_decode.argtypes = (ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t)
     lib.ds_free.restype = None
     lib.ds_free.argtypes = (ctypes.POINTER(_Result),)
     return NativeDecoder(lib, path)

@@ -40,9 +40,9 @@ impl Outcome {
     }
 }
 
-/// Largest decoded output of one request, in bytes. Every record repeats its resource and
-/// scope columns, so a large resource times many small records would otherwise grow
-/// without bound.
+/// Largest decoded output of one request the caller may allow, in bytes (offsets are i32).
+/// Every record repeats its resource and scope columns, so a large resource times many
+/// small records would otherwise grow without bound.
 pub const OUTPUT_BYTES_MAX: usize = 1 << 30;
 
 #[derive(Debug)]
@@ -373,6 +373,8 @@ fn scope<'a>(raw: Option<&'a [u8]>, c: &mut Common<'a>, scratch: &mut Scratch<'a
 /// Reusable buffers of one request (no allocation per record once warm).
 #[derive(Default)]
 pub struct Scratch<'a> {
+    /// Output budget in bytes (at most OUTPUT_BYTES_MAX).
+    pub limit: usize,
     pub attrs: Vec<&'a [u8]>,
     pub kvs: Vec<Kv<'a>>,
     pub sub_attrs: Vec<&'a [u8]>,
@@ -506,8 +508,8 @@ impl Tail {
 
 /// Over the output budget?
 #[inline]
-pub fn budget(bytes: usize) -> S<()> {
-    if bytes > OUTPUT_BYTES_MAX {
+pub fn budget(bytes: usize, limit: usize) -> S<()> {
+    if bytes > limit {
         Err(Stop::TooLarge)
     } else {
         Ok(())

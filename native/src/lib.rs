@@ -3,13 +3,15 @@
 //! C ABI (loaded with ctypes; the GIL is released during the call):
 //!
 //! * `ds_abi_version() -> u32`
-//! * `ds_decode(signal, body, len) -> *mut DsResult` with signal 0 traces, 1 metrics, 2 logs
+//! * `ds_decode(signal, body, len, output_bytes_max) -> *mut DsResult` with signal 0 traces,
+//!   1 metrics, 2 logs; the decoded rows may take at most `output_bytes_max` bytes (capped
+//!   at 1 GiB)
 //! * `ds_free(*mut DsResult)` after the tables were imported (or not)
 //!
 //! `status` 0: decoded; `tables[i]` is an `ArrowArray` (struct array in the column order
 //! of `collector.columns.SCHEMAS`) or NULL for an empty table. 1: left to the reference
 //! Python decoder (malformed input, invalid UTF-8, or a construct this decoder does not
-//! claim to reproduce exactly). 2: the decoded rows would exceed `OUTPUT_BYTES_MAX`.
+//! claim to reproduce exactly). 2: the decoded rows would exceed the output budget.
 //! 3: internal error (a panic, caught here).
 
 pub mod arrow;
@@ -26,7 +28,7 @@ use std::ptr;
 use arrow::{export, ArrowArray, Col};
 use common::{Outcome, Stop};
 
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Table slots, in the order of `collector.native.TABLES`.
 pub const TABLES: usize = 6;
@@ -49,17 +51,17 @@ pub struct Decoded {
 }
 
 /// Decode one request body (signal 0 traces, 1 metrics, 2 logs).
-pub fn decode(signal: u32, body: &[u8]) -> Result<Decoded, Stop> {
+pub fn decode(signal: u32, body: &[u8], limit: usize) -> Result<Decoded, Stop> {
     let mut outcome = Outcome::default();
     let mut tables = Vec::new();
     match signal {
         0 => {
-            let spans = traces::decode(body, &mut outcome)?;
+            let spans = traces::decode(body, limit, &mut outcome)?;
             let rows = spans.rows;
             tables.push((0, spans.into_cols(), rows));
         }
         1 => {
-            let m = metrics::decode(body, &mut outcome)?;
+            let m = metrics::decode(body, limit, &mut outcome)?;
             let rows = m.numbers.rows();
             tables.push((2, m.numbers.into_cols(), rows));
             let rows = m.histograms.rows();
@@ -70,7 +72,7 @@ pub fn decode(signal: u32, body: &[u8]) -> Result<Decoded, Stop> {
             tables.push((5, m.summaries.into_cols(), rows));
         }
         2 => {
-            let logs = logs::decode(body, &mut outcome)?;
+            let logs = logs::decode(body, limit, &mut outcome)?;
             let rows = logs.rows;
             tables.push((1, logs.into_cols(), rows));
         }
@@ -99,7 +101,7 @@ pub extern "C" fn ds_abi_version() -> u32 {
 /// # Safety
 /// `body` must point to `len` readable bytes for the duration of the call.
 #[no_mangle]
-pub unsafe extern "C" fn ds_decode(signal: u32, body: *const u8, len: usize) -> *mut DsResult {
+pub unsafe extern "C" fn ds_decode(signal: u32, body: *const u8, len: usize, output_bytes_max: usize) -> *mut DsResult {
     let body: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(body, len) };
     let mut res = Box::new(DsResult {
         status: 0,
@@ -109,7 +111,7 @@ pub unsafe extern "C" fn ds_decode(signal: u32, body: *const u8, len: usize) -> 
         errors_len: 0,
         errors_owned: Vec::new(),
     });
-    match catch_unwind(AssertUnwindSafe(|| decode(signal, body))) {
+    match catch_unwind(AssertUnwindSafe(|| decode(signal, body, output_bytes_max))) {
         Ok(Ok(decoded)) => {
             for (slot, cols, rows) in decoded.tables {
                 if rows == 0 {

@@ -2,6 +2,7 @@
 
 use crate::arrow::{Col, Prim, StrCol};
 use crate::common::{
+    OUTPUT_BYTES_MAX,
     budget, check_enum, check_id, check_time, once, parse_any, walk, write_any, write_map, Any, Common, Outcome,
     Scratch, Tail, S,
 };
@@ -76,7 +77,8 @@ impl Logs {
                 _ => {}
             }
         }
-        let Scratch { attrs, kvs, sink, .. } = sc;
+        let Scratch { attrs, kvs, sink, limit, .. } = sc;
+        let limit = *limit;
         let body = match body {
             Some(b) => parse_any(b)?,
             None => Any::None,
@@ -128,13 +130,13 @@ impl Logs {
         self.dropped_attributes_count.push(dropped);
         self.tail.push(c);
         self.rows += 1;
-        budget(self.tail.bytes() + self.body.data.len())
+        budget(self.tail.bytes() + self.body.data.len(), limit)
     }
 }
 
-pub fn decode(body: &[u8], out: &mut Outcome) -> S<Logs> {
+pub fn decode(body: &[u8], limit: usize, out: &mut Outcome) -> S<Logs> {
     let mut logs = Logs::default();
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratch { limit: limit.min(OUTPUT_BYTES_MAX), ..Scratch::default() };
     walk(body, &mut scratch, |c, raw, sc| logs.record(c, raw, out, sc))?;
     Ok(logs)
 }

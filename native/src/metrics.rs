@@ -2,6 +2,7 @@
 
 use crate::arrow::{BoolCol, Col, ListCol, Prim, StrCol};
 use crate::common::{
+    OUTPUT_BYTES_MAX,
     budget, check_enum, check_time, once, walk, write_map, Common, Kv, Outcome, Scratch, Tail, S,
 };
 use crate::json;
@@ -635,16 +636,16 @@ impl Metrics {
                     t.quantile_values.push(&pb.qv);
                 }
             }
-            budget(self.bytes())?;
+            budget(self.bytes(), sc.limit)?;
         }
         sc.items = points;
         Ok(())
     }
 }
 
-pub fn decode(body: &[u8], out: &mut Outcome) -> S<Metrics> {
+pub fn decode(body: &[u8], limit: usize, out: &mut Outcome) -> S<Metrics> {
     let mut metrics = Metrics::default();
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratch { limit: limit.min(OUTPUT_BYTES_MAX), ..Scratch::default() };
     let mut pb = PointBufs::default();
     walk(body, &mut scratch, |c, raw, sc| metrics.metric(c, raw, out, sc, &mut pb))?;
     Ok(metrics)

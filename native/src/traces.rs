@@ -2,6 +2,7 @@
 
 use crate::arrow::{Col, Prim, StrCol};
 use crate::common::{
+    OUTPUT_BYTES_MAX,
     budget, check_enum, check_id, check_time, lookup, once, parse_any, walk, write_map, Any, Common, Kv, Outcome,
     Scratch, Tail, S,
 };
@@ -255,7 +256,8 @@ impl Spans {
                 }
             }
         }
-        let Scratch { attrs, kvs, sub_attrs, sub_kvs, items, sink, .. } = sc;
+        let Scratch { attrs, kvs, sub_attrs, sub_kvs, items, sink, limit, .. } = sc;
+        let limit = *limit;
         if let Some(err) = error(&s, code) {
             let mut id = Vec::new();
             json::hex(&mut id, s.span_id);
@@ -306,13 +308,13 @@ impl Spans {
         self.dropped_links_count.push(s.dropped_links);
         self.tail.push(c);
         self.rows += 1;
-        budget(self.bytes())
+        budget(self.bytes(), limit)
     }
 }
 
-pub fn decode(body: &[u8], out: &mut Outcome) -> S<Spans> {
+pub fn decode(body: &[u8], limit: usize, out: &mut Outcome) -> S<Spans> {
     let mut spans = Spans::default();
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratch { limit: limit.min(OUTPUT_BYTES_MAX), ..Scratch::default() };
     walk(body, &mut scratch, |c, raw, sc| spans.span(c, raw, out, sc))?;
     Ok(spans)
 }
