@@ -49,6 +49,10 @@ pub struct Validity {
 }
 
 impl Validity {
+    fn reserve(&mut self, rows: usize) {
+        self.bits.reserve(rows.div_ceil(8) + 1);
+    }
+
     #[inline]
     fn push(&mut self, valid: bool) {
         if self.len % 8 == 0 {
@@ -77,6 +81,12 @@ impl Default for StrCol {
 }
 
 impl StrCol {
+    /// Room for `rows` more values of `bytes` in all (growth by doubling copies a lot).
+    pub fn reserve(&mut self, rows: usize, bytes: usize) {
+        self.offsets.reserve(rows);
+        self.data.reserve(bytes);
+        self.valid.reserve(rows);
+    }
     /// Close the value written into `data` since the last one (offset overflow is caught by
     /// the decoder's output budget, far below 2 GiB).
     #[inline]
@@ -119,9 +129,6 @@ impl StrCol {
             self.end();
         }
     }
-    pub fn len(&self) -> usize {
-        self.offsets.len() - 1
-    }
 }
 
 /// A fixed-width column.
@@ -132,6 +139,10 @@ pub struct Prim<T> {
 }
 
 impl<T: Copy + Default> Prim<T> {
+    pub fn reserve(&mut self, rows: usize) {
+        self.values.reserve(rows);
+        self.valid.reserve(rows);
+    }
     #[inline]
     pub fn push(&mut self, v: T) {
         self.values.push(v);

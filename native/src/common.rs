@@ -68,7 +68,7 @@ pub struct Kv<'a> {
 fn parse_kv(raw: &[u8]) -> R<Kv<'_>> {
     let mut r = Reader::new(raw);
     let mut kv = Kv { key: b"", value: None };
-    while let Some((f, v)) = r.next()? {
+    while let Some((f, v)) = r.field()? {
         match (f, v) {
             (1, Val::Len(b)) => kv.key = utf8(b)?,
             (2, Val::Len(b)) => {
@@ -105,7 +105,7 @@ pub fn parse_any(raw: &[u8]) -> R<Any<'_>> {
     let mut r = Reader::new(raw);
     let mut out = Any::None;
     let mut seen = false;
-    while let Some((f, v)) = r.next()? {
+    while let Some((f, v)) = r.field()? {
         let val = match (f, v) {
             (1, Val::Len(b)) => Any::Str(utf8(b)?),
             (2, Val::Varint(x)) => Any::Bool(boolean(x)?),
@@ -161,7 +161,7 @@ pub fn write_any(out: &mut Vec<u8>, v: Any<'_>, depth: u32) -> R<()> {
             out.push(b'[');
             let mut r = Reader::new(raw);
             let mut first = true;
-            while let Some((f, v)) = r.next()? {
+            while let Some((f, v)) = r.field()? {
                 match (f, v) {
                     (1, Val::Len(b)) => {
                         if !first {
@@ -189,7 +189,7 @@ pub fn write_any(out: &mut Vec<u8>, v: Any<'_>, depth: u32) -> R<()> {
 /// Payloads of every occurrence of length-delimited field `field` in `raw`.
 fn collect_len<'a>(raw: &'a [u8], field: u32, out: &mut Vec<&'a [u8]>) -> R<()> {
     let mut r = Reader::new(raw);
-    while let Some((f, v)) = r.next()? {
+    while let Some((f, v)) = r.field()? {
         match (f, v) {
             (n, Val::Len(b)) if n == field => out.push(b),
             (n, _) if n == field => return Err(Fallback),
@@ -205,9 +205,12 @@ fn has_duplicates(kvs: &[Kv<'_>]) -> bool {
         return false;
     }
     if n <= 16 {
+        // Length and last byte first: distinct keys of a span rarely share both.
+        let sig = |k: &[u8]| (k.len(), k.last().copied());
         for i in 1..n {
-            for j in 0..i {
-                if kvs[i].key == kvs[j].key {
+            let (ki, si) = (kvs[i].key, sig(kvs[i].key));
+            for kv in &kvs[..i] {
+                if sig(kv.key) == si && kv.key == ki {
                     return true;
                 }
             }
@@ -306,7 +309,7 @@ pub struct Common<'a> {
 
 fn check_entity_ref(raw: &[u8]) -> R<()> {
     let mut r = Reader::new(raw);
-    while let Some((f, v)) = r.next()? {
+    while let Some((f, v)) = r.field()? {
         match (f, v) {
             (1..=4, Val::Len(b)) => {
                 utf8(b)?;
@@ -322,7 +325,7 @@ fn resource<'a>(raw: Option<&'a [u8]>, c: &mut Common<'a>, scratch: &mut Scratch
     scratch.attrs.clear();
     if let Some(raw) = raw {
         let mut r = Reader::new(raw);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (1, Val::Len(b)) => scratch.attrs.push(b),
                 (2, Val::Varint(x)) => {
@@ -347,7 +350,7 @@ fn scope<'a>(raw: Option<&'a [u8]>, c: &mut Common<'a>, scratch: &mut Scratch<'a
     scratch.attrs.clear();
     if let Some(raw) = raw {
         let mut r = Reader::new(raw);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (1, Val::Len(b)) => c.scope_name = utf8(b)?,
                 (2, Val::Len(b)) => c.scope_version = utf8(b)?,
@@ -375,6 +378,8 @@ fn scope<'a>(raw: Option<&'a [u8]>, c: &mut Common<'a>, scratch: &mut Scratch<'a
 pub struct Scratch<'a> {
     /// Output budget in bytes (at most OUTPUT_BYTES_MAX).
     pub limit: usize,
+    /// Set by `walk` before the first record of a scope: (records, their bytes) in it.
+    pub scope_hint: Option<(usize, usize)>,
     pub attrs: Vec<&'a [u8]>,
     pub kvs: Vec<Kv<'a>>,
     pub sub_attrs: Vec<&'a [u8]>,
@@ -406,7 +411,7 @@ pub fn walk<'a>(
 ) -> S<()> {
     let mut common = Common::default();
     let mut top = Reader::new(body);
-    while let Some((f, v)) = top.next()? {
+    while let Some((f, v)) = top.field()? {
         let rx = match (f, v) {
             (1, Val::Len(b)) => b,
             (1, _) => return Err(Stop::Fallback),
@@ -416,7 +421,7 @@ pub fn walk<'a>(
         let mut res = None;
         let mut url: &[u8] = b"";
         let mut r = Reader::new(rx);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (1, Val::Len(b)) => once(&mut res, b)?,
                 (2, Val::Len(_)) => {}
@@ -428,17 +433,21 @@ pub fn walk<'a>(
         resource(res, &mut common, scratch)?;
         common.schema_url = url;
         let mut r = Reader::new(rx);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             let Val::Len(sx) = v else { continue };
             if f != 2 {
                 continue;
             }
             let mut sc = None;
+            let (mut records, mut record_bytes) = (0, 0);
             let mut sr = Reader::new(sx);
-            while let Some((f, v)) = sr.next()? {
+            while let Some((f, v)) = sr.field()? {
                 match (f, v) {
                     (1, Val::Len(b)) => once(&mut sc, b)?,
-                    (2, Val::Len(_)) => {}
+                    (2, Val::Len(b)) => {
+                        records += 1;
+                        record_bytes += b.len();
+                    }
                     (3, Val::Len(b)) => {
                         utf8(b)?;
                     }
@@ -447,8 +456,9 @@ pub fn walk<'a>(
                 }
             }
             scope(sc, &mut common, scratch)?;
+            scratch.scope_hint = Some((records, record_bytes));
             let mut sr = Reader::new(sx);
-            while let Some((f, v)) = sr.next()? {
+            while let Some((f, v)) = sr.field()? {
                 if let (2, Val::Len(rec)) = (f, v) {
                     record(&common, rec, scratch)?;
                 }
@@ -472,6 +482,19 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// Room for `rows` more rows under `c` whose own attributes take about `attr_bytes`.
+    pub fn reserve(&mut self, c: &Common<'_>, rows: usize, attr_bytes: usize) {
+        let len = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len);
+        self.service_name.reserve(rows, rows * len(&c.service_name));
+        self.service_version.reserve(rows, rows * len(&c.service_version));
+        self.attributes.reserve(rows, attr_bytes);
+        self.resource_attributes.reserve(rows, rows * c.resource_attributes.len());
+        self.resource_schema_url.reserve(rows, rows * c.schema_url.len());
+        self.scope_name.reserve(rows, rows * c.scope_name.len());
+        self.scope_version.reserve(rows, rows * c.scope_version.len());
+        self.scope_attributes.reserve(rows, rows * len(&c.scope_attributes));
+    }
+
     /// Push the per-resource/scope columns of one row (attributes are written separately).
     pub fn push(&mut self, c: &Common<'_>) {
         self.service_name.opt(c.service_name.as_deref());

@@ -53,6 +53,10 @@ impl Logs {
     }
 
     fn record<'a>(&mut self, c: &Common<'a>, raw: &'a [u8], out: &mut Outcome, sc: &mut Scratch<'a>) -> S<()> {
+        if let Some((rows, bytes)) = sc.scope_hint.take() {
+            self.tail.reserve(c, rows, bytes / 2);
+            self.body.reserve(rows, bytes / 2);
+        }
         let (mut time, mut observed, mut severity) = (0u64, 0u64, 0i32);
         let (mut sev_text, mut event_name, mut trace_id, mut span_id): (&[u8], &[u8], &[u8], &[u8]) =
             (b"", b"", b"", b"");
@@ -60,7 +64,7 @@ impl Logs {
         let mut body = None;
         sc.attrs.clear();
         let mut r = Reader::new(raw);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (1, Val::I64(x)) => time = x,
                 (11, Val::I64(x)) => observed = x,

@@ -266,7 +266,7 @@ fn parse_point<'a>(kind: Kind, raw: &'a [u8], b: &mut PointBufs<'a>) -> R<Point<
     b.counts.clear();
     b.bounds.clear();
     let mut r = Reader::new(raw);
-    while let Some((f, v)) = r.next()? {
+    while let Some((f, v)) = r.field()? {
         use Kind::*;
         match (kind, f, v) {
             (_, 2, Val::I64(x)) => p.start = x,
@@ -322,7 +322,7 @@ fn buckets(raw: Option<&[u8]>, out: &mut Vec<u64>) -> R<i32> {
     let mut offset = 0;
     if let Some(raw) = raw {
         let mut r = Reader::new(raw);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (1, Val::Varint(x)) => offset = sint32(x)?,
                 (2, v) => varints(v, out)?,
@@ -340,7 +340,7 @@ fn quantiles(raws: &[&[u8]], q: &mut Vec<f64>, qv: &mut Vec<f64>) -> R<()> {
     for raw in raws {
         let (mut quantile, mut value) = (0.0, 0.0);
         let mut r = Reader::new(raw);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (1, Val::I64(x)) => quantile = f64::from_bits(x),
                 (2, Val::I64(x)) => value = f64::from_bits(x),
@@ -367,7 +367,7 @@ fn write_exemplars<'a>(
         let (mut trace_id, mut span_id): (&[u8], &[u8]) = (b"", b"");
         attrs.clear();
         let mut r = Reader::new(raw);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (7, Val::Len(b)) => attrs.push(b),
                 (2, Val::I64(x)) => time = x,
@@ -483,7 +483,7 @@ impl Metrics {
         let mut data: Option<Data<'a>> = None;
         let mut r = Reader::new(raw);
         sc.attrs.clear();
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             let kind = match (f, v) {
                 (1, Val::Len(b)) => {
                     m.name = utf8(b)?;
@@ -527,7 +527,7 @@ impl Metrics {
         points.clear();
         let (mut temporality, mut monotonic) = (0i32, false);
         let mut r = Reader::new(data.raw);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (data.kind, f, v) {
                 (_, 1, Val::Len(b)) => points.push(b),
                 (_, 1, _) => return Err(Fallback.into()),

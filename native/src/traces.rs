@@ -69,6 +69,31 @@ impl Spans {
         cols
     }
 
+    /// Room for the `rows` spans of a scope (`bytes` of protobuf) before decoding them.
+    fn reserve(&mut self, c: &Common<'_>, rows: usize, bytes: usize) {
+        // Attribute JSON is about as long as the span's protobuf; ids double in hex.
+        self.tail.reserve(c, rows, bytes + bytes / 4);
+        self.trace_id.reserve(rows, 32 * rows);
+        self.span_id.reserve(rows, 16 * rows);
+        self.parent_span_id.reserve(rows, 16 * rows);
+        self.trace_state.reserve(rows, 0);
+        self.span_name.reserve(rows, 16 * rows);
+        self.span_kind.reserve(rows, 8 * rows);
+        self.status_code.reserve(rows, 5 * rows);
+        self.status_message.reserve(rows, 0);
+        self.http_route.reserve(rows, 16 * rows);
+        self.events.reserve(rows, bytes / 8);
+        self.links.reserve(rows, 0);
+        for col in [&mut self.flags, &mut self.dropped_attributes_count, &mut self.dropped_events_count] {
+            col.reserve(rows);
+        }
+        self.dropped_links_count.reserve(rows);
+        for col in [&mut self.start_time, &mut self.end_time, &mut self.duration_ns] {
+            col.reserve(rows);
+        }
+        self.http_status_code.reserve(rows);
+    }
+
     fn bytes(&self) -> usize {
         self.tail.bytes() + self.events.data.len() + self.links.data.len() + self.span_name.data.len()
     }
@@ -110,7 +135,7 @@ fn write_events<'a>(out: &mut Vec<u8>, events: &[&'a [u8]], attrs: &mut Vec<&'a 
         let (mut time, mut name, mut dropped): (u64, &[u8], u32) = (0, b"", 0);
         attrs.clear();
         let mut r = Reader::new(ev);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (1, Val::I64(x)) => time = x,
                 (2, Val::Len(b)) => name = utf8(b)?,
@@ -145,7 +170,7 @@ fn write_links<'a>(out: &mut Vec<u8>, links: &[&'a [u8]], attrs: &mut Vec<&'a [u
         let (mut dropped, mut flags) = (0u32, 0u32);
         attrs.clear();
         let mut r = Reader::new(lk);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (1, Val::Len(b)) => trace_id = b,
                 (2, Val::Len(b)) => span_id = b,
@@ -196,12 +221,11 @@ fn hot_http(kvs: &[Kv<'_>]) -> R<(Option<Vec<u8>>, Option<i32>)> {
         let Some(Some(raw)) = lookup(kvs, key) else { continue };
         match parse_any(raw)? {
             Any::Int(i) if (0..1000).contains(&i) => return Ok((route, Some(i as i32))),
-            Any::Str(s) if s.is_ascii() => {
-                if (1..=3).contains(&s.len()) && s.iter().all(u8::is_ascii_digit) {
-                    let n = s.iter().fold(0i32, |acc, d| acc * 10 + i32::from(d - b'0'));
-                    return Ok((route, Some(n)));
-                }
+            Any::Str(s) if s.is_ascii() && (1..=3).contains(&s.len()) && s.iter().all(u8::is_ascii_digit) => {
+                let n = s.iter().fold(0i32, |acc, d| acc * 10 + i32::from(d - b'0'));
+                return Ok((route, Some(n)));
             }
+            Any::Str(s) if s.is_ascii() => {}
             // str.isdigit() is true for other Unicode digits too: the reference decides.
             Any::Str(s) => {
                 let chars = std::str::from_utf8(s).map_err(|_| Fallback)?.chars().count();
@@ -217,12 +241,15 @@ fn hot_http(kvs: &[Kv<'_>]) -> R<(Option<Vec<u8>>, Option<i32>)> {
 
 impl Spans {
     fn span<'a>(&mut self, c: &Common<'a>, raw: &'a [u8], out: &mut Outcome, sc: &mut Scratch<'a>) -> S<()> {
+        if let Some((rows, bytes)) = sc.scope_hint.take() {
+            self.reserve(c, rows, bytes);
+        }
         let mut s = SpanRaw::default();
         sc.attrs.clear();
         sc.items.clear();
         let mut links: Vec<&'a [u8]> = Vec::new();
         let mut r = Reader::new(raw);
-        while let Some((f, v)) = r.next()? {
+        while let Some((f, v)) = r.field()? {
             match (f, v) {
                 (1, Val::Len(b)) => s.trace_id = b,
                 (2, Val::Len(b)) => s.span_id = b,
@@ -247,7 +274,7 @@ impl Spans {
         let (mut message, mut code): (&[u8], i32) = (b"", 0);
         if let Some(st) = s.status {
             let mut r = Reader::new(st);
-            while let Some((f, v)) = r.next()? {
+            while let Some((f, v)) = r.field()? {
                 match (f, v) {
                     (2, Val::Len(b)) => message = utf8(b)?,
                     (3, Val::Varint(x)) => code = int32(x)?,

@@ -73,7 +73,7 @@ impl<'a> Reader<'a> {
 
     /// The next field (number, value), None at the end of the message.
     #[inline]
-    pub fn next(&mut self) -> R<Option<(u32, Val<'a>)>> {
+    pub fn field(&mut self) -> R<Option<(u32, Val<'a>)>> {
         if self.pos >= self.buf.len() {
             return Ok(None);
         }
