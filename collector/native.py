@@ -92,6 +92,8 @@ class NativeDecoder:
 
         Raises ``TooLarge`` when the rows would take more than ``output_bytes_max`` bytes.
         """
+        if not isinstance(body, bytes):
+            body = bytes(body)
         res = self.lib.ds_decode(_SIGNALS[signal], body, len(body), min(output_bytes_max, OUTPUT_BYTES_MAX))
         try:
             r = res.contents

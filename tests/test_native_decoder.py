@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -576,3 +577,17 @@ def test_other_legal_encodings_decode_identically(compiled: NativeDecoder, signa
         assert compare(compiled, signal, body), "compiled decoder declined a legal re-encoding"
 
     check()
+
+
+def test_without_the_library_the_python_decoder_is_chosen_with_a_notice(tmp_path: Path) -> None:
+    absent = tmp_path / "_otlp_native.so"
+    loaded = native.load("auto", absent)
+    assert loaded.decoder is None
+    assert "Python" in loaded.notice and "not built" in loaded.notice and "scripts/setup" in loaded.notice
+    assert native.load("python").decoder is None
+    with pytest.raises(OSError):
+        native.load("native", absent)
+    with pytest.raises(ValueError, match="DRIFTSCOPE_DECODER"):
+        native.load("fast")
+    absent.write_bytes(b"not a shared library")
+    assert native.load("auto", absent).decoder is None
