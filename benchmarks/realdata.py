@@ -17,10 +17,11 @@ threshold swept over the ``score`` column for the whole corpus), labelled window
 alert inside (of all windows), change-point F1 (margin 5) and covering on the series with
 change points (change points = 0->1 edges of ``alert``), and false alert onsets per 1,000
 points outside every scoring window and ignore window (and, apart, on the label-free
-series). Prints the machine, the corpus size, a table per method and one last line
+series). Then the CLI's wall time on a 100,000-point series (pinned to one core with
+taskset). Prints the machine, the corpus size, a table per method and one last line
 ``realdata_nab= cp_f1= cp_cover= fp_onsets_per_1k=`` for driftscope's first variant.
 
-    .venv/bin/python benchmarks/realdata.py [--corpus DIR] [--jobs 2] [--variant "--mode anomaly"]...
+    .venv/bin/python benchmarks/realdata.py [--corpus DIR] [--jobs 2] [--split dev] [--variant="--mode anomaly"]...
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -279,6 +281,34 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem:.1f} GiB, Python {platform.python_version()}"
 
 
+def speed(workdir: Path, n: int = 100_000) -> str:
+    """Wall time of the CLI on an ``n``-point series (one core when taskset exists), and where it goes."""
+    rng = np.random.default_rng(7)
+    t = 1_700_000_000 + 60 * np.arange(n)
+    x = 100 + 10 * np.sin(2 * np.pi * np.arange(n) / 1440) + rng.normal(0, 1, n)
+    x[n // 2 :] += 5
+    x[rng.integers(0, n, 20)] += 25
+    path = workdir / "speed.csv"
+    path.write_text("timestamp,value\n" + "".join(f"{a},{b:.4f}\n" for a, b in zip(t, x, strict=True)))
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    lines = []
+    for variant in ([], ["--causal"]):
+        started = time.perf_counter()
+        out = workdir / "speed-out.csv"
+        cmd = [*pin, *_cli(), "detect-series", "--input", str(path), "--output", str(out), *variant]
+        run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+        status = "ok" if run.returncode == 0 else f"exit {run.returncode}"
+        said = run.stderr.strip().splitlines()[-1:]
+        where = "on one core " if pin else ""
+        name = " ".join(variant) or "(auto)"
+        lines.append(f"detect-series {name} on {n:,d} points: {wall:.2f} s wall {where}({status}; {said})")
+    started = time.perf_counter()
+    subprocess.run([*pin, *_cli(), "--help"], capture_output=True, check=False)
+    lines.append(f"CLI start-up alone (driftscope --help): {time.perf_counter() - started:.2f} s")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
@@ -294,6 +324,7 @@ def main() -> None:
         help="holdout: the ~30 %% of series (crc32 of the name mod 10 < 3) kept out of development; dev: the rest.",
     )
     parser.add_argument("--no-baselines", action="store_true", help="Skip the baselines (driftscope only).")
+    parser.add_argument("--no-speed", action="store_true", help="Skip the 100k-point timing.")
     args = parser.parse_args()
     if not (args.corpus / "labels.json").exists():
         sys.exit(f"no corpus at {args.corpus} (expected labels.json and the CSVs; see the corpus README)")
@@ -339,6 +370,9 @@ def main() -> None:
     for result in results:
         for failure in result.failures[:10]:
             print(f"  {result.name} failed on {failure}")
+    if not args.no_speed:
+        with tempfile.TemporaryDirectory(prefix="realdata-speed-") as tmp:
+            print(speed(Path(tmp)))
     first = figures[0]
     print(
         f"realdata_nab={first.nab['standard']:.1f} cp_f1={first.cp_f1:.3f} cp_cover={first.cp_cover:.3f} "

@@ -76,7 +76,7 @@ def nab_windows(n: int, labels: list[tuple[int, int]]) -> list[tuple[int, int]]:
     width = int(WINDOW_SHARE * n / len(labels))
     windows: list[tuple[int, int]] = []
     for lo, hi in sorted(labels):
-        pad = max(0, width - (hi - lo + 1)) // 2
+        pad = max(0, width - (hi - lo)) // 2
         start, end = max(0, lo - pad), min(n - 1, hi + pad)
         if windows and start <= windows[-1][1]:
             windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
