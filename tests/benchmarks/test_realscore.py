@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from realscore import (  # noqa: E402
+from realscore import (
     MAX_TP,
     PROFILES,
     covering,
