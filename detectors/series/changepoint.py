@@ -9,7 +9,8 @@
    three parameters per new segment (its start, level and slope): ``3 sigma^2 ln n``, where
    sigma^2 is the *long-run* noise variance (``robust.noise_variances``), so autocorrelated
    wander is not mistaken for changes (the penalty of a mean-shift test grows with the
-   long-run variance: Lavielle & Moulines 2000).
+   long-run variance: Lavielle & Moulines 2000), taken at its upper 75 % confidence bound
+   so that a short series does not trust a lucky small estimate.
 4. Series longer than ``MAX_SEARCH_POINTS`` are searched on block means, then each change
    is placed exactly within its block.
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from detectors.series import seasonality
 from detectors.series.grid import Grid
-from detectors.series.robust import FloatArray, centred, noise_variances, robust_sd
+from detectors.series.robust import FloatArray, centred, noise_variances, robust_sd, variance_upper_bound
 from detectors.series.segment import LineCost, search, split_gain
 
 BIC_PARAMETERS = 3
@@ -93,7 +94,8 @@ def changepoints(grid: Grid, period: int | None = None) -> Changes:
     if period:
         y = y - seasonality.profile(x, period)
     y = winsorise(y)
-    _, long_run = noise_variances(y)
+    _, long_run, support = noise_variances(y)
+    long_run = variance_upper_bound(long_run, support)
     n = len(y)
     if long_run <= 0:
         return Changes([], [], period)
@@ -101,7 +103,8 @@ def changepoints(grid: Grid, period: int | None = None) -> Changes:
         block = -(-n // MAX_SEARCH_POINTS)
         m = n // block
         means = y[: m * block].reshape(m, block).mean(axis=1)
-        _, block_var = noise_variances(means)
+        _, block_var, block_support = noise_variances(means)
+        block_var = variance_upper_bound(block_var, block_support)
         coarse = search(means, BIC_PARAMETERS * block_var * math.log(m), MIN_SEGMENT)
         changes = _refine(y, [c * block for c in coarse], block)
     else:

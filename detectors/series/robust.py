@@ -70,8 +70,22 @@ def robust_sd(x: FloatArray) -> float:
     return max(mad, float(np.std(trimmed)) / _TRIM_TO_SIGMA)
 
 
-def noise_variances(x: FloatArray) -> tuple[float, float]:
-    """(white, long-run) noise variance of ``x``, robust to level shifts and outliers.
+MAD_EFFICIENCY = 0.37
+"""Asymptotic efficiency of the MAD for normal data: a MAD of m values is worth about 0.37 m degrees of freedom."""
+
+
+def variance_upper_bound(variance: float, values: int, level: float = 0.75) -> float:
+    """An upper ``level`` confidence bound of a MAD-based variance estimated from ``values`` values
+    (chi-square with ``0.37 values`` degrees of freedom): short series must not trust a lucky small variance."""
+    from scipy.stats import chi2
+
+    df = max(1.0, MAD_EFFICIENCY * values)
+    return float(variance * df / chi2.ppf(1 - level, df))
+
+
+def noise_variances(x: FloatArray) -> tuple[float, float, int]:
+    """(white, long-run) noise variance of ``x`` and the number of values the long-run one rests on,
+    robust to level shifts and outliers.
 
     White: from second differences (their variance is 6 sigma^2 for white noise; a linear
     trend cancels out). Long-run (the variance that governs the error of a segment's mean
@@ -84,15 +98,16 @@ def noise_variances(x: FloatArray) -> tuple[float, float]:
     n = len(v)
     if n < 5:
         var = float(np.var(v)) if n else 0.0
-        return var, var
+        return var, var, max(n - 1, 1)
     white = robust_sd(np.diff(v, 2)) ** 2 / 6
     block = max(2, round(math.sqrt(n)))
     blocks = n // block
-    long_run = white
     if blocks >= 7:
         means = v[: blocks * block].reshape(blocks, block).mean(axis=1)
-        long_run = max(white, block * robust_sd(np.diff(means, 2)) ** 2 / 6)
-    return white, long_run
+        long_run = block * robust_sd(np.diff(means, 2)) ** 2 / 6
+        if long_run > white:
+            return white, long_run, blocks - 2
+    return white, white, n - 2
 
 
 def resolution(x: FloatArray) -> float:
