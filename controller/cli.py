@@ -8,6 +8,7 @@ printed as one clear message with exit status 2.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -16,18 +17,35 @@ from typing import Any
 import click
 import orjson
 
-from collector.importer import import_files
 from collector.store import Store, StoreError, query_readonly
-from controller.cli_gate import gate
-from controller.cli_invariants import contract, invariants
-from controller.cli_investigate import gym, investigate
-from controller.cli_report import report
-from controller.cli_series import detect_series_cmd
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
+
+LAZY_COMMANDS = {
+    "report": "controller.cli_report:report",
+    "detect-series": "controller.cli_series:detect_series_cmd",
+    "gate": "controller.cli_gate:gate",
+    "invariants": "controller.cli_invariants:invariants",
+    "contract": "controller.cli_invariants:contract",
+    "investigate": "controller.cli_investigate:investigate",
+    "gym": "controller.cli_investigate:gym",
+}
+"""Commands in their own modules, imported only when run or listed: a command pays only for its own
+imports (the gate's statistics alone take over a second to import)."""
 
 
 class _Group(click.Group):
-    """Turns the library's user-facing errors into clean CLI errors."""
+    """Lazily loaded command modules; turns the library's user-facing errors into clean CLI errors."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, attr = LAZY_COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -77,6 +95,8 @@ def sql(config_path: str | None, store_path: str | None, query: str, fmt: str) -
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_cmd(config_path: str | None, store_path: str | None, files: tuple[Path, ...]) -> None:
     """Load OTLP JSON-lines files (the Collector's file exporter output)."""
+    from collector.importer import import_files
+
     settings = settings_for(config_path, store_path)
     store = Store(settings.store)
     total = sum(p.stat().st_size for p in files)
@@ -295,12 +315,3 @@ def demo(store_path: Path, out_dir: Path, history_days: float, rate: float, seed
             click.echo(f"    {inv['report_path']}")
     for kind, path in result.report_paths.items():
         click.echo(f"  report ({kind}): {path}")
-
-
-main.add_command(report)
-main.add_command(detect_series_cmd)
-main.add_command(gate)
-main.add_command(invariants)
-main.add_command(contract)
-main.add_command(investigate)
-main.add_command(gym)

@@ -27,13 +27,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.baselines import auto_baseline
-from detectors.base import Detection, SeriesBatch, SignalKey
-from detectors.registry import BY_NAME
 from detectors.series import seasonality
-from detectors.series.anomaly import Excursions, excursions
+from detectors.series.anomaly import excursions
 from detectors.series.changepoint import Changes, changepoints
-from detectors.series.events import HOLD_MAX, alerts, onset_decades, to_score
+from detectors.series.events import HOLD_MAX, Event, alerts, onset_decades, to_score
 from detectors.series.grid import Grid, regularise
 from detectors.series.robust import FloatArray
 
@@ -41,8 +38,6 @@ BoolArray = NDArray[np.bool_]
 
 Mode = Literal["anomaly", "changepoint", "auto"]
 MODES: tuple[Mode, ...] = ("auto", "anomaly", "changepoint")
-CAUSAL_SHIFT_SCALE = 4
-"""Causal change points: evidence windows of this many points and more (a spike is not a regime)."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +55,8 @@ class SeriesResult:
     method: str
 
 
-def _scored(found: Excursions, causal: bool) -> tuple[FloatArray, BoolArray]:
-    return to_score(onset_decades(found.decades, found.events, causal)), alerts(found.decades, found.events, causal)
+def _scored(d: FloatArray, events: list[Event], causal: bool) -> tuple[FloatArray, BoolArray]:
+    return to_score(onset_decades(d, events, causal)), alerts(d, events, causal)
 
 
 def _changes_scored(changes: Changes, n: int) -> tuple[FloatArray, BoolArray]:
@@ -77,20 +72,22 @@ def _changes_scored(changes: Changes, n: int) -> tuple[FloatArray, BoolArray]:
 def _per_step(grid: Grid, mode: Mode, causal: bool) -> tuple[FloatArray, BoolArray, int]:
     """Score, alert and seasonal period per grid step."""
     if causal:
-        found = excursions(grid, causal=True) if mode != "changepoint" else None
-        shifts = excursions(grid, causal=True, scales_from=CAUSAL_SHIFT_SCALE) if mode != "anomaly" else None
-        score, alert = _scored(found or shifts, causal=True)  # type: ignore[arg-type]
-        if mode == "auto" and shifts is not None:
-            alert = _scored(shifts, causal=True)[1]
-        return score, alert, (found or shifts).period  # type: ignore[union-attr]
+        found = excursions(grid, causal=True)
+        score, alert = _scored(found.decades, found.events, causal=True)
+        shift_score, shift_alert = _scored(found.shifts, found.shift_events, causal=True)
+        if mode == "changepoint":
+            return shift_score, shift_alert, found.period
+        return score, (alert if mode == "anomaly" else shift_alert), found.period
     period = seasonality.detect(grid.values, grid).period
     if mode == "anomaly":
-        return (*_scored(excursions(grid, period=period), causal=False), period)
+        found = excursions(grid, period=period)
+        return (*_scored(found.decades, found.events, causal=False), period)
     change_score, change_alert = _changes_scored(changepoints(grid, period), grid.n)
     if mode == "changepoint":
         return change_score, change_alert, period
     # auto: every unusual point is scored; regime changes raise the alert
-    score = np.maximum(_scored(excursions(grid, period=period), causal=False)[0], change_score)
+    found = excursions(grid, period=period)
+    score = np.maximum(_scored(found.decades, found.events, causal=False)[0], change_score)
     return score, change_alert, period
 
 
@@ -102,8 +99,11 @@ def detect_series(
     detector: str | None = None,
 ) -> SeriesResult:
     """Score and alert per input row for one series (``times_s``: seconds per row, None = row order)."""
-    if detector is not None and detector not in BY_NAME:
-        raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(BY_NAME)}")
+    if detector is not None:
+        from detectors.registry import BY_NAME  # the service's detectors import scipy.stats: only when asked
+
+        if detector not in BY_NAME:
+            raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(BY_NAME)}")
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     grid = regularise(times_s, values)
@@ -119,6 +119,10 @@ def detect_series(
 
 def _registry_detector(grid: Grid, name: str) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """One of the service's detectors on the series, as if it were a gauge with plenty of samples."""
+    from analysis.baselines import auto_baseline
+    from detectors.base import SeriesBatch, SignalKey
+    from detectors.registry import BY_NAME
+
     matrix = grid.values[np.newaxis, :]
     resolution_s = max(1, round(grid.step_s))
     batch = SeriesBatch(
@@ -129,5 +133,5 @@ def _registry_detector(grid: Grid, name: str) -> tuple[NDArray[np.float64], NDAr
         resolution_s=resolution_s,
         baseline=auto_baseline(matrix, resolution_s=resolution_s),
     )
-    found: Detection = BY_NAME[name].detect(batch)
+    found = BY_NAME[name].detect(batch)
     return np.nan_to_num(found.score[0]), found.alert[0]

@@ -14,7 +14,7 @@ import numpy as np
 
 from detectors.series import seasonality
 from detectors.series.events import Event, find_events, reference_mask
-from detectors.series.evidence import evidence
+from detectors.series.evidence import by_scale, combine
 from detectors.series.grid import Grid
 from detectors.series.robust import FloatArray, scale_floor
 
@@ -23,11 +23,18 @@ PASSES = 2
 FIRST_CHECKPOINT = 64
 
 
+SHIFT_SCALE = 4
+"""Windows of this many points and more see shifts (a lasting change), not single spikes."""
+
+
 @dataclass(frozen=True, eq=False)
 class Excursions:
     decades: FloatArray
-    """Evidence per grid step, decades."""
+    """Evidence per grid step, decades (every scale)."""
     events: list[Event]
+    shifts: FloatArray
+    """Evidence of the shift scales only (windows of ``SHIFT_SCALE`` points and more), decades."""
+    shift_events: list[Event]
     period: int
     """Seasonal period used (steps; offline) or the last one detected (causal); 0 = none."""
 
@@ -56,12 +63,9 @@ def _causal_seasonal(x: FloatArray, grid: Grid) -> tuple[FloatArray | None, int]
     return out, period
 
 
-def excursions(grid: Grid, causal: bool = False, scales_from: int = 1, period: int | None = None) -> Excursions:
-    """Evidence and events of the series on ``grid``.
-
-    ``scales_from`` > 1 ignores the shorter windows (shifts, not spikes); ``period`` is the
-    offline seasonal period when already detected (None: detect it here).
-    """
+def excursions(grid: Grid, causal: bool = False, period: int | None = None) -> Excursions:
+    """Evidence and events of the series on ``grid`` (``period``: the offline seasonal period when already
+    detected; None: detect it here)."""
     x = grid.values
     floor = scale_floor(x)
     models = [x]
@@ -74,10 +78,13 @@ def excursions(grid: Grid, causal: bool = False, scales_from: int = 1, period: i
     if seasonal is not None:
         models.append(seasonal)
     mask = None
+    scales: dict[int, FloatArray] = {}
     d = np.zeros(len(x))
     events: list[Event] = []
     for _ in range(PASSES):
-        d = evidence(models, mask, causal, floor, scales_from)
+        scales = by_scale(models, mask, causal, floor)
+        d = combine(scales, len(models))
         events = find_events(d)
         mask = reference_mask(events, len(x), causal)
-    return Excursions(d, events, period)
+    shifts = combine(scales, len(models), SHIFT_SCALE)
+    return Excursions(d, events, shifts, find_events(shifts), period)

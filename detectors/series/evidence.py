@@ -67,15 +67,18 @@ def decades(stat: FloatArray, mask: BoolArray | None, causal: bool, floor: float
     return np.where(np.isfinite(z), -log_p, 0.0)
 
 
-def evidence(
-    models: list[FloatArray], mask: BoolArray | None, causal: bool, floor: float, scales_from: int = 1
-) -> FloatArray:
-    """Decades of evidence per point: the strongest scale (from ``scales_from`` points up) of the strongest
-    model, Bonferroni-corrected."""
+def by_scale(models: list[FloatArray], mask: BoolArray | None, causal: bool, floor: float) -> dict[int, FloatArray]:
+    """Per scale, the decades of evidence of the strongest model at every point (not yet corrected)."""
     n = len(models[0])
-    scales = tuple(k for k in scales_for(n) if k >= scales_from) or scales_for(n)[-1:]
-    best = np.zeros(n)
-    for e in models:
-        for k in scales:
-            best = np.maximum(best, decades(shift(e, k), mask, causal, floor))
-    return np.maximum(best - math.log10(len(models) * len(scales)), 0.0)
+    out: dict[int, FloatArray] = {}
+    for k in scales_for(n):
+        out[k] = np.max([decades(shift(e, k), mask, causal, floor) for e in models], axis=0)
+    return out
+
+
+def combine(scales: dict[int, FloatArray], models: int, scales_from: int = 1) -> FloatArray:
+    """The strongest scale from ``scales_from`` points up, Bonferroni-corrected over the scales and models used
+    (the longest scale alone when none is that long)."""
+    used = [k for k in scales if k >= scales_from] or [max(scales)]
+    best = np.max([scales[k] for k in used], axis=0)
+    return np.asarray(np.maximum(best - math.log10(models * len(used)), 0.0), dtype=np.float64)
