@@ -21,6 +21,7 @@ from collector.store import Store, StoreError, query_readonly
 from controller.cli_gate import gate
 from controller.cli_invariants import contract, invariants
 from controller.cli_investigate import gym, investigate
+from controller.cli_plan import plan
 from controller.cli_report import report
 from controller.cli_series import detect_series_cmd
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
@@ -304,3 +305,4 @@ main.add_command(invariants)
 main.add_command(contract)
 main.add_command(investigate)
 main.add_command(gym)
+main.add_command(plan)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detectors.judge import Contract, ContractError, MetricResult, Scope, judge, parse_contract, specs_for
 from detectors.judge.contract_checks import InvariantChecker
+from detectors.judge.contract_invariants import invariant_checker as store_invariant_checker
 from detectors.judge.samples import version_range
 
 __all__ = [
@@ -200,6 +201,8 @@ def run_gate(
     baseline = _resolve(con, request.baseline, services, "baseline")
     candidate = _resolve(con, request.candidate, services, "candidate")
     baseline = align_baseline(baseline, candidate, request)
+    if invariant_checker is None and contract is not None and (contract.invariants.held or contract.invariants.removed):
+        invariant_checker = store_invariant_checker(con)  # the contract's invariants, by the invariant checker
     judgement = judge(
         con,
         baseline,
