@@ -32,7 +32,7 @@ from controller.config import Settings
 from controller.gate import EXIT_CODES, GateError, GateRequest, parse_side, run_gate
 from detectors.invariants.contract_laws import known_laws
 from detectors.invariants.spec import Spec, load_spec
-from detectors.judge.contract import Contract, ContractError, dump_contract, load_contract
+from detectors.judge.contract import Contract, ContractError, dump_contract, load_contract, parse_contract
 from detectors.judge.contract_invariants import invariant_checker
 from detectors.planning.checklist import (
     CheckRow,
@@ -272,7 +272,9 @@ def _physics(
             service=service, contract=Path(contract_path).read_text(encoding="utf-8"), alpha=alpha,
         )  # fmt: skip
         known = list(facts.laws) if facts is not None else known_laws(con)
-        result = run_gate(con, request, invariant_checker(con, known))
+        contract = parse_contract(request.contract or "", contract_path)
+        names = [*contract.invariants.held, *contract.invariants.removed]
+        result = run_gate(con, request, invariant_checker(con, known, names))
     except (GateError, ContractError, ValidationError, OSError) as exc:
         raise PlanUsageError(str(exc)) from None
     return physics_rows(result.verdict, result.summary, result.metrics, "")

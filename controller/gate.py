@@ -202,7 +202,8 @@ def run_gate(
     candidate = _resolve(con, request.candidate, services, "candidate")
     baseline = align_baseline(baseline, candidate, request)
     if invariant_checker is None and contract is not None and (contract.invariants.held or contract.invariants.removed):
-        invariant_checker = store_invariant_checker(con)  # the contract's invariants, by the invariant checker
+        names = [*contract.invariants.held, *contract.invariants.removed]
+        invariant_checker = store_invariant_checker(con, names=names)  # checked by the invariant checker
     judgement = judge(
         con,
         baseline,

@@ -179,6 +179,7 @@ def draft_with_claude(
     nudges = 0
     extra = {"temperature": config.temperature} if config.temperature is not None else None
     while True:
+        session.charge(steps=1)  # a model turn: refused before the request once the steps are spent
         try:
             resp = client.messages.create(
                 model=config.model, max_tokens=config.max_tokens, system=system,  # type: ignore[arg-type]
@@ -186,7 +187,7 @@ def draft_with_claude(
             )  # fmt: skip
         except anthropic.APIError as exc:
             raise PolicyError(f"Messages API error: {type(exc).__name__}: {str(exc)[:200]}") from None
-        session.charge(steps=1, tokens=tokens_of(resp.usage), cost=cost_usd(resp.usage, config))
+        session.charge(tokens=tokens_of(resp.usage), cost=cost_usd(resp.usage, config))
         cut = resp.stop_reason == "max_tokens"
         content = [b.model_dump(exclude_none=True) for b in resp.content if cut is False or b.type == "text"]
         messages.append({"role": "assistant", "content": content or [{"type": "text", "text": "(no content)"}]})

@@ -23,16 +23,33 @@ from detectors.judge.samples import Scope
 __all__ = ["contract_law_errors", "invariant_checker"]
 
 
-def invariant_checker(con: duckdb.DuckDBPyConnection, known: Sequence[Invariant] | None = None) -> InvariantChecker:
-    """The hook for ``judge(..., invariant_checker=...)``; ``known`` defaults to the store's invariants."""
+def invariant_checker(
+    con: duckdb.DuckDBPyConnection, known: Sequence[Invariant] | None = None, names: Sequence[str] = ()
+) -> InvariantChecker:
+    """The hook for ``judge(..., invariant_checker=...)``; ``known`` defaults to the store's invariants.
+
+    ``names`` (the contract's invariants) are checked together in one pass of the checker
+    per scope, the first time any of them is asked for; answers are cached per scope.
+    """
     laws = list(known) if known is not None else known_laws(con)
+    cache: dict[tuple[str, Scope], bool | None] = {}
+
+    def resolved(batch: Sequence[str]) -> dict[str, Invariant]:
+        out: dict[str, Invariant] = {}
+        for n in batch:
+            try:
+                out[n] = resolve_law(n, laws)
+            except LawError:
+                continue
+        return out
 
     def check(name: str, scope: Scope) -> bool | None:
-        try:
-            law = resolve_law(name, laws)
-        except LawError:
-            return None
-        return check_laws(con, [law], scope.start_ns, scope.end_ns)[0]
+        if (name, scope) not in cache:
+            batch = resolved(list(dict.fromkeys([name, *names])))
+            answers = check_laws(con, list(batch.values()), scope.start_ns, scope.end_ns)
+            cache.update({(n, scope): a for n, a in zip(batch, answers, strict=True)})
+            cache.setdefault((name, scope), None)  # a name that does not resolve: unknown
+        return cache[(name, scope)]
 
     return check
 
