@@ -245,6 +245,9 @@ def design_rows(result: DesignResult | None, why_not: str) -> list[CheckRow]:
     out = []
     for rule in result.rules:
         broken = [v.text for v in result.violations if v.rule == rule.rule]
+        if not rule.checked:
+            out.append(_row("design", rule.rule, "not_checked", "no baselines (no store)"))
+            continue
         out.append(_row("design", rule.rule, "fail" if broken else "pass", "; ".join(broken) or "kept"))
     return out
 

@@ -39,7 +39,7 @@ def render_design(result: DesignResult, fmt: Format) -> str:
         if result.violations:
             lines += ["| rule | kind | field | what |", "|---|---|---|---|"]
             lines += [f"| `{v.rule}` | {v.kind} | `{v.field}` | {_md(v.text)} |" for v in result.violations]
-        kept = [r.rule for r in result.rules if r.violations == 0]
+        kept = [r.rule for r in result.rules if r.violations == 0 and r.checked]
         lines += ["", f"Rules kept ({len(kept)}): " + ", ".join(f"`{r}`" for r in kept)]
         lines += [f"- note: {_md(n)}" for n in result.notes]
         return "\n".join(lines) + "\n"
@@ -49,7 +49,7 @@ def render_design(result: DesignResult, fmt: Format) -> str:
         broken = [v for v in result.violations if v.rule == r.rule]
         rows += [("REFUSED", v.rule, v.kind, f"{v.field}: {v.text}") for v in broken]
         if not broken:
-            rows.append(("kept", r.rule, r.kind, ""))
+            rows.append(("kept" if r.checked else "unchecked", r.rule, r.kind, ""))
     notes = [f"note: {n}" for n in result.notes]
     return "\n".join([*head, *_aligned(rows), *(["", *notes] if notes else [])]) + "\n"
 
