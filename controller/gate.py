@@ -193,7 +193,9 @@ def run_gate(
     """Resolve both sides, judge the candidate against the baseline, and return the result.
 
     Raises :class:`GateError` (a usage error) for a request that cannot be run, and
-    ``detectors.judge.ContractError`` for an invalid contract.
+    ``detectors.judge.ContractError`` for an invalid contract. Without ``invariant_checker``
+    the contract's invariants are checked against the store's invariants
+    (``detectors.judge.contract_invariants``).
     """
     contract: Contract | None = parse_contract(request.contract, "contract") if request.contract else None
     service = request.service or (contract.service if contract else None)
