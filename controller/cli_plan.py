@@ -261,6 +261,8 @@ def _physics(
     facts: SystemFacts | None, alpha: float,
 ) -> list[CheckRow]:  # fmt: skip
     baseline, candidate, service = sides
+    if (baseline is None) != (candidate is None):
+        raise PlanUsageError("--baseline and --candidate go together (the Physics checks compare the two)")
     if baseline is None or candidate is None:
         why = "no --baseline/--candidate: the canary gate judges the candidate's telemetry after the deploy"
         return physics_rows(None, "", [], why)

@@ -205,6 +205,9 @@ def _required_children(op: str, facts: SystemFacts) -> list[str]:
 
 
 def _touched(feature: str, facts: SystemFacts, hints: Hints) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    for op in hints.touch:
+        if op not in facts.operations:
+            raise DraftError(f"--touch {op!r}: unknown operation (use --add for an operation the feature adds)")
     added = list(dict.fromkeys(hints.add))
     calls = list(dict.fromkeys(hints.calls))
     for caller, callee in calls:

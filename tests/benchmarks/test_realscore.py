@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+# appended, not prepended: benchmarks/investigations.py must not shadow the investigations package
+sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from realscore import (
     MAX_TP,

@@ -177,6 +177,8 @@ def test_bad_input_exits_4_naming_the_field_or_file(platform_store: Path, bad_fi
         (["check", str(CONTRACT), "--baseline", "version=3.4.0", "--candidate", "nonsense"], ["--candidate"]),
         (["draft", "--feature", "x", "--call", "a -> b"], ["--call"]),
         (["draft", "--feature", "something vague"], ["--touch"]),
+        (["draft", "--feature", "x", "--touch", "domain-gate:GET /nowhere"], ["--touch", "GET /nowhere", "--add"]),
+        (["check", str(CONTRACT), "--baseline", "version=3.4.0"], ["--baseline and --candidate go together"]),
         (["check-design", str(CONTRACT), "--window", "forty"], ["--window"]),
         (["check-design", str(CONTRACT), "--no-such-option"], ["No such option"]),
     ]
