@@ -46,7 +46,7 @@ def _timed(args: list[str]) -> tuple[float, int, str]:
     cmd = [sys.executable, "-c", "from controller.cli import main; main()", *args]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    first = (proc.stdout or proc.stderr or "-").splitlines()[0]
+    first = next((line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()), "-")
     return time.perf_counter() - t, proc.returncode, first
 
 

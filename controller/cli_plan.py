@@ -107,7 +107,10 @@ def _store(store_path: str | None, settings: Settings) -> duckdb.DuckDBPyConnect
             raise PlanUsageError(f"store {store_path} does not exist")
         return None
     try:
-        return duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True)
+        # no progress bar: DuckDB draws it on stdout during long queries, into the JSON a CI job parses
+        con.execute("SET enable_progress_bar = false")
+        return con
     except duckdb.Error as exc:
         raise PlanUsageError(f"cannot open store {path} read-only: {exc}") from None
 
