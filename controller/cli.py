@@ -18,14 +18,6 @@ import click
 import orjson
 
 from collector.store import Store, StoreError, query_readonly
-<<<<<<< HEAD
-=======
-from controller.cli_gate import gate
-from controller.cli_invariants import contract, invariants
-from controller.cli_investigate import gym, investigate
-from controller.cli_report import report
-from controller.cli_series import detect_series_cmd
->>>>>>> issue-21
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
 
 LAZY_COMMANDS = {
@@ -324,15 +316,3 @@ def demo(store_path: Path, out_dir: Path, history_days: float, rate: float, seed
             click.echo(f"    {inv['report_path']}")
     for kind, path in result.report_paths.items():
         click.echo(f"  report ({kind}): {path}")
-<<<<<<< HEAD
-=======
-
-
-main.add_command(report)
-main.add_command(detect_series_cmd)
-main.add_command(gate)
-main.add_command(invariants)
-main.add_command(contract)
-main.add_command(investigate)
-main.add_command(gym)
->>>>>>> issue-21
