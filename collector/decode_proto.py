@@ -3,6 +3,11 @@
 ``decode_proto(signal, body)`` parses the bytes of an ``Export*ServiceRequest`` and
 returns a ``Decoded``: Arrow tables of accepted records plus per-record rejections.
 Unparseable bytes raise ``MalformedRequest`` naming the message that failed.
+
+Two implementations give the same answer: the compiled decoder (``collector.native``,
+when ``scripts/setup`` could build it) and ``decode_proto_python`` here, the reference and
+the fallback. ``decode_proto`` uses the compiled one and hands any request it declines to
+the Python one; ``DECODER`` says which is in use.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from collector import native
 from collector.columns import ColumnBuffer, Decoded
 from collector.salvage import WireError, salvage
 from collector.values import (
@@ -360,8 +366,8 @@ _REQUESTS: dict[str, tuple[type[Any], Callable[[Any], Decoded]]] = {
 _RECORD_NAMES = {"traces": "span", "metrics": "metric", "logs": "log record"}
 
 
-def decode_proto(signal: str, body: bytes) -> Decoded:
-    """Decode the protobuf body of an OTLP export request for ``signal``.
+def decode_proto_python(signal: str, body: bytes) -> Decoded:
+    """Decode the protobuf body of an OTLP export request for ``signal`` in Python.
 
     When the whole message fails to parse (typically invalid UTF-8 in one string), the
     records that do parse are kept and the others are rejected one by one.
@@ -384,3 +390,24 @@ def decode_proto(signal: str, body: bytes) -> Decoded:
             out.reject(f"{_RECORD_NAMES[signal]} does not parse (invalid UTF-8 in a string field or malformed bytes)")
         return out
     return convert(req)
+
+
+DECODER = native.load()
+"""The compiled decoder in use (``DECODER.decoder``, None for Python) and a one-line notice."""
+
+
+def decode_proto(signal: str, body: bytes) -> Decoded:
+    """Decode the protobuf body of an OTLP export request for ``signal``.
+
+    The compiled decoder when it is built (identical rows, rejections and reasons), the
+    Python one for requests it declines and when it is not built.
+    """
+    compiled = DECODER.decoder
+    if compiled is not None:
+        try:
+            decoded = compiled.decode(signal, body)
+        except native.TooLarge as exc:
+            raise MalformedRequest(str(exc)) from None
+        if decoded is not None:
+            return decoded
+    return decode_proto_python(signal, body)

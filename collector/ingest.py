@@ -14,7 +14,7 @@ from typing import Literal
 
 from collector.columns import Decoded
 from collector.decode_json import decode_json
-from collector.decode_proto import MalformedRequest, decode_proto
+from collector.decode_proto import DECODER, MalformedRequest, decode_proto
 from collector.metrics import IngestMetrics
 from collector.writer import IngestQueue
 
@@ -85,6 +85,7 @@ class Ingestor:
     def __init__(self, queue: IngestQueue, metrics: IngestMetrics) -> None:
         self.queue = queue
         self.metrics = metrics
+        log.info("%s", DECODER.notice)
 
     def refuse(self, signal: str, status: Status, message: str) -> IngestResult:
         """Count and describe a request refused as a whole."""

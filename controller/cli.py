@@ -8,27 +8,46 @@ printed as one clear message with exit status 2.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 import orjson
-import polars as pl
 
-from collector.importer import import_files
 from collector.store import Store, StoreError, query_readonly
-from controller.cli_gate import gate
-from controller.cli_invariants import contract, invariants
-from controller.cli_investigate import gym, investigate
-from controller.cli_report import report
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
+
+LAZY_COMMANDS = {
+    "report": "controller.cli_report:report",
+    "detect-series": "controller.cli_series:detect_series_cmd",
+    "gate": "controller.cli_gate:gate",
+    "invariants": "controller.cli_invariants:invariants",
+    "contract": "controller.cli_invariants:contract",
+    "investigate": "controller.cli_investigate:investigate",
+    "gym": "controller.cli_investigate:gym",
+    "plan": "controller.cli_plan:plan",
+    "adversary": "controller.cli_adversary:adversary",
+}
+"""Commands in their own modules, imported only when run or listed: a command pays only for its own
+imports (the gate's statistics alone take over a second to import)."""
 
 
 class _Group(click.Group):
-    """Turns the library's user-facing errors into clean CLI errors."""
+    """Lazily loaded command modules; turns the library's user-facing errors into clean CLI errors."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, attr = LAZY_COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -78,6 +97,8 @@ def sql(config_path: str | None, store_path: str | None, query: str, fmt: str) -
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_cmd(config_path: str | None, store_path: str | None, files: tuple[Path, ...]) -> None:
     """Load OTLP JSON-lines files (the Collector's file exporter output)."""
+    from collector.importer import import_files
+
     settings = settings_for(config_path, store_path)
     store = Store(settings.store)
     total = sum(p.stat().st_size for p in files)
@@ -253,60 +274,6 @@ def findings(config_path: str | None, store_path: str | None, only_open: bool, f
     click.echo(format_table(table, fmt), nl=False)
 
 
-@main.command(name="detect-series")
-@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--detector", default="auto", show_default=True, help="auto, or a detector name.")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), help="CSV out [stdout].")
-def detect_series_cmd(input_path: Path, detector: str, output_path: Path | None) -> None:
-    """Run a detector over a CSV series (timestamp,value) and write timestamp,value,score,alert."""
-    from detectors.single import detect_series
-
-    frame = _read_series(input_path)
-    try:
-        result = detect_series(frame["t"].to_numpy(), frame["value"].to_numpy(), detector)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    out = frame.select(pl.col("timestamp"), pl.col("value")).with_columns(
-        score=pl.Series(result.score).round(6), alert=pl.Series(result.alert.astype(np.int8))
-    )
-    text = out.write_csv()
-    if output_path:
-        output_path.write_text(text)
-        click.echo(f"{out.height} rows, resolution {result.resolution_s} s, {int(result.alert.sum())} alerting "
-                   f"({', '.join(result.detectors)}) -> {output_path}", err=True)  # fmt: skip
-    else:
-        click.echo(text, nl=False)
-
-
-def _read_series(path: Path) -> pl.DataFrame:
-    """timestamp,value rows: ISO-8601 (T or space) or epoch seconds / milliseconds."""
-    try:
-        frame = pl.read_csv(path, infer_schema_length=0)
-    except Exception as exc:
-        raise click.ClickException(f"{path}: not a CSV file: {exc}") from None
-    if frame.width < 2 or frame.height == 0:
-        raise click.ClickException(f"{path}: expected a header row, then timestamp,value rows")
-    ts, val = frame.columns[:2]
-    frame = frame.select(pl.col(ts).str.strip_chars().alias("timestamp"), pl.col(val).alias("raw"))
-    value = frame["raw"].str.strip_chars().cast(pl.Float64, strict=False)
-    bad = frame.filter(value.is_null() & frame["raw"].is_not_null() & (frame["raw"].str.strip_chars() != ""))
-    if bad.height:
-        raise click.ClickException(f"{path}: value {bad['raw'][0]!r} is not a number (row {bad.height} of them)")
-    numeric = frame["timestamp"].cast(pl.Float64, strict=False)
-    if numeric.null_count() == 0:
-        scale = 1e6 if float(numeric.max()) > 1e11 else 1e9  # type: ignore[arg-type]
-        t = (numeric * scale).cast(pl.Int64)
-    else:
-        parsed = frame["timestamp"].str.replace(" ", "T").str.to_datetime(time_unit="ns", strict=False)
-        if parsed.null_count():
-            first = frame["timestamp"].filter(parsed.is_null())[0]
-            raise click.ClickException(f"{path}: timestamp {first!r} is neither ISO-8601 nor epoch seconds/ms")
-        if getattr(parsed.dtype, "time_zone", None) is not None:
-            parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        t = parsed.dt.epoch("ns")
-    return frame.with_columns(t=t, value=value).sort("t")
-
-
 @main.command()
 @click.option(
     "--store",
@@ -350,12 +317,3 @@ def demo(store_path: Path, out_dir: Path, history_days: float, rate: float, seed
             click.echo(f"    {inv['report_path']}")
     for kind, path in result.report_paths.items():
         click.echo(f"  report ({kind}): {path}")
-
-
-main.add_command(report)
-main.add_command(gate)
-main.add_command(invariants)
-main.add_command(contract)
-main.add_command(investigate)
-main.add_command(gym)
-main.add_command(__import__("controller.cli_adversary").cli_adversary.adversary)  # a LAZY_COMMANDS entry on main

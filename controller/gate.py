@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detectors.judge import Contract, ContractError, MetricResult, Scope, judge, parse_contract, specs_for
 from detectors.judge.contract_checks import InvariantChecker
+from detectors.judge.contract_invariants import invariant_checker as store_invariant_checker
 from detectors.judge.samples import version_range
 
 __all__ = [
@@ -192,7 +193,9 @@ def run_gate(
     """Resolve both sides, judge the candidate against the baseline, and return the result.
 
     Raises :class:`GateError` (a usage error) for a request that cannot be run, and
-    ``detectors.judge.ContractError`` for an invalid contract.
+    ``detectors.judge.ContractError`` for an invalid contract. Without ``invariant_checker``
+    the contract's invariants are checked against the store's invariants
+    (``detectors.judge.contract_invariants``).
     """
     contract: Contract | None = parse_contract(request.contract, "contract") if request.contract else None
     service = request.service or (contract.service if contract else None)
@@ -200,6 +203,9 @@ def run_gate(
     baseline = _resolve(con, request.baseline, services, "baseline")
     candidate = _resolve(con, request.candidate, services, "candidate")
     baseline = align_baseline(baseline, candidate, request)
+    if invariant_checker is None and contract is not None and (contract.invariants.held or contract.invariants.removed):
+        names = [*contract.invariants.held, *contract.invariants.removed]
+        invariant_checker = store_invariant_checker(con, names=names)  # checked by the invariant checker
     judgement = judge(
         con,
         baseline,

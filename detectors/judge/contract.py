@@ -20,11 +20,20 @@ Example (every key optional except ``operations`` entries' ``name``)::
       removed: []
     telemetry:
       metrics: [http.server.request.duration]   # metric names the service must emit
+      histograms: [receipts.render.duration]    # ... as histograms (batch work, durations)
       logs_with_trace_context: true             # >= min_fraction of its logs carry trace and span id
       trace_propagation: true                   # >= min_fraction of its requests join a trace
       min_fraction: 0.99
     thresholds:                                 # override the gate's defaults per metric kind
       latency: {min_effect: 0.1}
+
+Forward planning (``driftscope plan``) adds the rest of the Feature Contract Checklist,
+every section optional (see ``detectors.judge.contract_plan``): ``tests`` (which JUnit
+test cases count as unit, integration and E2E tests of this change), ``infrastructure``
+(whether it touches infrastructure, where those files live), ``rollback`` (the version to
+roll back to and the documented procedure) and ``notes`` (the drafter's reasoning). Edges
+may say how they are called (``mode``: sequential, parallel, async; ``optional``: not on
+every request), which the design checks use for latency budgets.
 
 ``load_contract`` validates with pydantic and raises :class:`ContractError` whose
 message names every bad field (``operations.0.slo.quantile: ...``).
@@ -38,7 +47,21 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["Contract", "ContractError", "Edge", "OperationContract", "Slo", "load_contract", "parse_contract"]
+from detectors.judge.contract_plan import Infrastructure, Rollback, Tests
+
+__all__ = [
+    "Contract",
+    "ContractError",
+    "Edge",
+    "Infrastructure",
+    "OperationContract",
+    "Rollback",
+    "Slo",
+    "Tests",
+    "dump_contract",
+    "load_contract",
+    "parse_contract",
+]
 
 
 class ContractError(ValueError):
@@ -62,6 +85,8 @@ class Slo(_Model):
     latency_ms: float | None = Field(None, gt=0)
     quantile: float = Field(0.99, gt=0, lt=1)
     error_ratio: float | None = Field(None, ge=0, le=1)
+    basis: str = ""
+    """Where the budget comes from (a drafter writes e.g. "2 x today's p99 31 ms"); not checked."""
 
 
 class OperationContract(_Model):
@@ -71,6 +96,8 @@ class OperationContract(_Model):
     added: bool = False
     slo: Slo = Slo()
     span_attributes: list[str] = []
+    tests: list[str] = []
+    """Keywords naming this operation's tests (matched in JUnit test ids, case-insensitive)."""
 
     _name = field_validator("name")(_op_ref)
 
@@ -80,6 +107,10 @@ class Edge(_Model):
 
     caller: str = Field(alias="from")
     callee: str = Field(alias="to")
+    mode: Literal["sequential", "parallel", "async"] = "sequential"
+    """How the caller waits: one call after another, at once with its siblings, or not at all."""
+    optional: bool = False
+    """True when not every request makes the call (it then sets no latency floor)."""
 
     _refs = field_validator("caller", "callee")(_op_ref)
 
@@ -98,6 +129,10 @@ class Telemetry(_Model):
     """The 'physics' of the change: the telemetry it must emit."""
 
     metrics: list[str] = []
+    histograms: list[str] = []
+    """Metric names that must arrive as histograms (explicit or exponential), e.g. batch work durations."""
+    services: list[str] = []
+    """Services the telemetry checks apply to; empty: every service the contract names."""
     logs_with_trace_context: bool = False
     trace_propagation: bool = False
     min_fraction: float = Field(0.99, gt=0, le=1)
@@ -124,6 +159,11 @@ class Contract(_Model):
     thresholds: dict[
         Literal["latency", "latency_p99", "error_ratio", "calls_per_request", "gauge", "histogram_metric"], Threshold
     ] = {}
+    tests: Tests = Tests()
+    infrastructure: Infrastructure = Infrastructure()
+    rollback: Rollback = Rollback()
+    notes: list[str] = []
+    """Free text: the drafter's reasoning (where budgets come from, what was assumed)."""
 
     def services(self) -> list[str]:
         """Every service the contract names (its own, its operations', its edges' callers)."""
@@ -148,6 +188,12 @@ def parse_contract(text: str, source: str = "<contract>") -> Contract:
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(contract)'}: {e['msg']}" for e in exc.errors()]
         raise ContractError(f"invalid contract {source}:\n" + "\n".join(lines)) from None
+
+
+def dump_contract(contract: Contract) -> str:
+    """The contract as YAML (aliases ``from``/``to``, defaults left out, keys in declaration order)."""
+    data = contract.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
 
 
 def load_contract(path: str | Path) -> Contract:

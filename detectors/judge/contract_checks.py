@@ -1,8 +1,13 @@
 """Check the running system against a feature contract: telemetry present, SLOs met, edges, invariants.
 
 Each check becomes a critical ``MetricResult`` of kind ``contract`` (rule ``check``): a
-contract broken is a failed gate. Invariants belong to ``detectors/invariants/``; until a
-checker is passed in (``InvariantChecker``) they are reported as "not checked".
+contract broken is a failed gate. Invariants belong to ``detectors/invariants/``; the
+checker is passed in (``InvariantChecker``, see ``contract_invariants``); without one they
+are reported as "not checked".
+
+A side's version names the version of the services under change; operations of other
+services the contract names (a platform API the change starts calling) are read over the
+side's time range at whatever version they run.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from detectors.judge.metrics import MetricResult, Outcome
 from detectors.judge.samples import (
     Scope,
     call_edges,
+    histogram_names,
     log_trace_context,
     metric_names,
+    requests,
     span_attribute_coverage,
     trace_propagation,
 )
@@ -45,6 +52,26 @@ def _check(name: str, entity: str, outcome: Outcome, text: str, n: int = 0) -> M
         text=text,
         reason=text,
     )
+
+
+def _narrow(service: str, side: Scope) -> Scope:
+    """``side`` for one service: its version applies only to the services the side names."""
+    version = side.version if service in side.services else None
+    return Scope((service,), version, side.start_ns, side.end_ns)
+
+
+def _foreign_requests(
+    con: duckdb.DuckDBPyConnection, contract: Contract, candidate: Scope, candidate_requests: pl.DataFrame
+) -> pl.DataFrame:
+    """The candidate's requests plus those of other services whose operations have SLOs in the contract."""
+    foreign = sorted(
+        {o.name.partition(":")[0] for o in contract.operations if o.slo.latency_ms or o.slo.error_ratio is not None}
+        - set(candidate.services)
+    )
+    if not candidate.services or not foreign:
+        return candidate_requests
+    extra = [requests(con, _narrow(s, candidate)) for s in foreign]
+    return pl.concat([candidate_requests, *extra])
 
 
 def _slo_checks(contract: Contract, candidate_requests: pl.DataFrame) -> list[MetricResult]:
@@ -103,7 +130,7 @@ def _telemetry_checks(
         if not op.span_attributes:
             continue
         service, _, name = op.name.partition(":")
-        scope = Scope((service,), candidate.version, candidate.start_ns, candidate.end_ns)
+        scope = _narrow(service, candidate)
         n, coverage = span_attribute_coverage(con, scope, name, op.span_attributes)
         missing = {a: f for a, f in coverage.items() if f < t.min_fraction}
         if n == 0:
@@ -115,21 +142,26 @@ def _telemetry_checks(
             else f"all of {', '.join(op.span_attributes)} on >= {t.min_fraction * 100:g} % of {n} spans"
         )
         out.append(_check(f"span attributes {op.name}", op.name, "fail" if missing else "pass", text, n))
-    services = contract.services() or list(candidate.services)
+    services = t.services or contract.services() or list(candidate.services)
     for service in services:
-        scope = Scope((service,), candidate.version, candidate.start_ns, candidate.end_ns)
+        scope = _narrow(service, candidate)
         if t.metrics:
             have = metric_names(con, scope)
             absent = [m for m in t.metrics if m not in have]
             text = f"absent: {', '.join(absent)}" if absent else f"all {len(t.metrics)} key metrics emitted"
             out.append(_check(f"metrics {service}", service, "fail" if absent else "pass", text))
+        if t.histograms:
+            have = histogram_names(con, scope)
+            absent = [m for m in t.histograms if m not in have]
+            text = f"not as histograms: {', '.join(absent)}" if absent else f"all {len(t.histograms)} histograms"
+            out.append(_check(f"histograms {service}", service, "fail" if absent else "pass", text))
         if t.logs_with_trace_context:
             n, frac = log_trace_context(con, scope)
             ok = n > 0 and frac >= t.min_fraction
             text = f"{frac * 100:.1f} % of {n} log records carry trace context (need {t.min_fraction * 100:g} %)"
             out.append(_check(f"logs trace context {service}", service, "pass" if ok else "fail", text, n))
         if t.trace_propagation:
-            base = Scope((service,), baseline.version, baseline.start_ns, baseline.end_ns)
+            base = _narrow(service, baseline)
             out.append(_propagation_check(con, service, base, scope, t.min_fraction))
     return out
 
@@ -139,9 +171,10 @@ def _edge_checks(con: duckdb.DuckDBPyConnection, contract: Contract, candidate: 
     if not edges:
         return []
     callers = sorted({e.caller.partition(":")[0] for e in edges})
-    scope = Scope(tuple(callers), candidate.version, candidate.start_ns, candidate.end_ns)
-    seen = call_edges(con, scope)
-    count = {(str(a), str(b)): int(c) for a, b, c in seen.iter_rows()}
+    count: dict[tuple[str, str], int] = {}
+    for caller in callers:
+        seen = call_edges(con, _narrow(caller, candidate))
+        count.update({(str(a), str(b)): int(c) for a, b, c in seen.iter_rows()})
     out: list[MetricResult] = []
     for e in contract.calls.present:
         n = count.get((e.caller, e.callee), 0)
@@ -179,7 +212,7 @@ def check_contract(
 ) -> list[MetricResult]:
     """Every check of ``contract`` on the candidate side, in a fixed order (SLOs, telemetry, edges, invariants)."""
     return [
-        *_slo_checks(contract, candidate_requests),
+        *_slo_checks(contract, _foreign_requests(con, contract, candidate, candidate_requests)),
         *_telemetry_checks(con, contract, baseline, candidate),
         *_edge_checks(con, contract, candidate),
         *_invariant_checks(contract, candidate, invariant_checker),

@@ -24,6 +24,7 @@ __all__ = [
     "call_edges",
     "gauge_samples",
     "histogram_means",
+    "histogram_names",
     "log_trace_context",
     "metric_names",
     "new_log_templates",
@@ -208,14 +209,23 @@ def call_edges(con: duckdb.DuckDBPyConnection, scope: Scope) -> pl.DataFrame:
 def span_attribute_coverage(
     con: duckdb.DuckDBPyConnection, scope: Scope, operation: str, attributes: list[str]
 ) -> tuple[int, dict[str, float]]:
-    """(spans of ``operation``, attribute -> fraction of those spans carrying it)."""
-    shares = [f"avg((json_extract(attributes, $a{i}) IS NOT NULL)::INT)" for i in range(len(attributes))]
-    sql = f"""
-    SELECT count(*) AS n, {", ".join(shares) or "0"}
-    FROM spans WHERE span_name = $op AND {_SPAN_FILTER}
+    """(spans of ``operation``, attribute -> fraction of those spans carrying it).
+
+    The operation's SERVER/CONSUMER spans (its callers' CLIENT spans carry the protocol's
+    attributes, not the operation's); an operation seen only as CLIENT spans (a database
+    call) is read from those.
     """
+    shares = [f"avg((json_extract(attributes, $a{i}) IS NOT NULL)::INT)" for i in range(len(attributes))]
     paths = {f"a{i}": "$." + '"' + a.replace('"', '\\"') + '"' for i, a in enumerate(attributes)}
-    row = con.execute(sql, {**scope.params(), "op": operation, **paths}).fetchone()
+    row = None
+    for kinds in ("span_kind IN ('SERVER', 'CONSUMER')", "true"):
+        sql = f"""
+        SELECT count(*) AS n, {", ".join(shares) or "0"}
+        FROM spans WHERE span_name = $op AND {kinds} AND {_SPAN_FILTER}
+        """
+        row = con.execute(sql, {**scope.params(), "op": operation, **paths}).fetchone()
+        if row and row[0]:
+            break
     n = int(row[0]) if row else 0
     return n, {a: float(row[i + 1] or 0.0) if row and n else 0.0 for i, a in enumerate(attributes)}
 
@@ -226,6 +236,15 @@ def metric_names(con: duckdb.DuckDBPyConnection, scope: Scope) -> set[str]:
     sql = " UNION ".join(
         f"SELECT DISTINCT metric_name FROM {t} WHERE {where}"
         for t in ("metric_points", "histogram_points", "exp_histogram_points")
+    )
+    return {str(r[0]) for r in con.execute(sql, scope.params()).fetchall()}
+
+
+def histogram_names(con: duckdb.DuckDBPyConnection, scope: Scope) -> set[str]:
+    """Names of the histogram metrics (explicit-bucket or exponential) the scope emitted."""
+    where = _resource_filter("time")
+    sql = " UNION ".join(
+        f"SELECT DISTINCT metric_name FROM {t} WHERE {where}" for t in ("histogram_points", "exp_histogram_points")
     )
     return {str(r[0]) for r in con.execute(sql, scope.params()).fetchall()}
 

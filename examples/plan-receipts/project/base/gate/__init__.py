@@ -1,0 +1,1 @@
+"""The domain gate of the worked example: orders in, accepted orders out."""
