@@ -13,7 +13,6 @@ the adversary looks for is listed in ``TrialResult.failures``.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import tempfile
 import time
@@ -22,8 +21,7 @@ from pathlib import Path
 
 from adversary import score
 from analysis import Window, rollup_all
-from collector.store import Store
-from detectors.findings import Finding, write_findings
+from detectors.findings import Finding
 from detectors.invariants.monitor import detect_invariants
 from detectors.run import DetectionConfig, detect
 from investigations.config import InvestigationsConfig
@@ -35,6 +33,9 @@ from simulator.labels import FaultLabel
 from simulator.run import simulate
 from simulator.sinks import StoreSink
 from simulator.worlds import World
+from store.connection import Store
+from store.findings import write_findings
+from store.timeconv import naive_from_ns
 
 NS_MIN = 60_000_000_000
 ALERT_DELAY_MIN = 15
@@ -90,10 +91,6 @@ class TrialResult:
     investigation_status: str | None
     failures: tuple[Failure, ...]
     wall_s: dict[str, float] = field(default_factory=dict)
-
-
-def _dt(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).replace(tzinfo=None)
 
 
 def _describe(f: Finding) -> str:
@@ -171,7 +168,7 @@ def _run(world: World, work: Path, config: TrialConfig) -> TrialResult:
         con = store.cursor()
         rollup_all(con)
         start_ns = world.start_ns()
-        window = Window(_dt(start_ns), _dt(start_ns + world.window_end_min * NS_MIN), 60)
+        window = Window(naive_from_ns(start_ns), naive_from_ns(start_ns + world.window_end_min * NS_MIN), 60)
         errors: list[str] = []
         found = detect(con, window, DetectionConfig(history_s=world.history_min * 60), errors)
         if config.invariants:

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from analysis.deltas import cumulative_to_delta, histogram_deltas
 from analysis.histogram import ExpHistogram, merge_exp
-from collector.store import fetch_arrow
+from store.connection import fetch_arrow
 
 SERIES = ["metric_name", "service_name", "attributes", "resource_attributes", "scope_name"]
 OUT_KEY = ["minute", "metric_name", "service_name", "attributes"]

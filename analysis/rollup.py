@@ -25,8 +25,6 @@ import duckdb
 
 from analysis.histogram import GAMMA, LN_GAMMA
 from analysis.metric_rollup import rollup_exp_histograms, rollup_gauges, rollup_histograms, rollup_sums
-from analysis.schema import MIGRATIONS, VERSION_TABLE
-from collector.store import migrate
 
 QUANTILES = {"p50_ns": 0.5, "p90_ns": 0.9, "p95_ns": 0.95, "p99_ns": 0.99}
 ZERO_BUCKET = -(2**31)
@@ -74,11 +72,6 @@ SOURCES = (
     _Source("histogram_points", "time", ("rollup_histograms",)),
     _Source("exp_histogram_points", "time", ("rollup_exp_histograms",)),
 )
-
-
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create or migrate the analysis tables."""
-    migrate(con, MIGRATIONS, VERSION_TABLE)
 
 
 def _quantile_sql(q: float) -> str:
@@ -229,7 +222,6 @@ def _recompute(con: duckdb.DuckDBPyConnection, src: _Source, lo: datetime, hi: d
 def rollup_all(con: duckdb.DuckDBPyConnection, config: RollupConfig | None = None) -> list[RollupReport]:
     """Bring every rollup up to the newest data; one transaction per source table."""
     config = config or RollupConfig()
-    ensure_schema(con)
     reports = []
     for src in SOURCES:
         started = time.perf_counter()

@@ -54,7 +54,9 @@ from analysis.histogram import (
     explicit_quantile_rows,
     merge_explicit,
 )
-from collector.store import fetch_arrow
+from store.connection import fetch_arrow
+from store.raw import rollup_end
+from store.timeconv import naive_from_ns
 
 SignalKind = Literal[
     "rate",
@@ -94,14 +96,12 @@ class Window:
 
 
 def data_window(con: duckdb.DuckDBPyConnection, *, hours: float, resolution_s: int = 60) -> Window:
-    """The last ``hours`` of rolled-up span data (data time, never the wall clock)."""
-    row = con.execute("SELECT max(minute) + INTERVAL 1 MINUTE FROM rollup_spans").fetchone()
-    if not row or row[0] is None:
+    """The last ``hours`` of rolled-up span data (data time, never the wall clock; ``store.raw``)."""
+    end_ns = rollup_end(con)
+    if end_ns is None:
         raise ValueError("no rollups yet: run the rollup first")
-    end = row[0]
-    start = con.execute("SELECT $e::TIMESTAMP - to_seconds($h)", {"e": end, "h": hours * 3600}).fetchone()
-    assert start is not None
-    return Window(start[0], end, resolution_s)
+    start_ns = end_ns - round(hours * 3600 * 1_000_000) * 1_000
+    return Window(naive_from_ns(start_ns), naive_from_ns(end_ns), resolution_s)
 
 
 def _bucket(resolution_s: int, column: str = "minute") -> str:

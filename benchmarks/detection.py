@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 
 from analysis import Window, rollup_all  # noqa: E402
 from analysis.baselines import trailing_baseline  # noqa: E402
-from collector.store import Store  # noqa: E402
 from detectors.base import SeriesBatch, SignalKey  # noqa: E402
 from detectors.findings import Finding  # noqa: E402
 from detectors.registry import DETECTORS  # noqa: E402
@@ -49,6 +48,7 @@ from simulator.labels import ExpectedSignal, FaultLabel  # noqa: E402
 from simulator.run import DEFAULT_START_NS, simulate  # noqa: E402
 from simulator.scenario import library, load_scenario  # noqa: E402
 from simulator.sinks import StoreSink  # noqa: E402
+from store.connection import Store  # noqa: E402
 
 INVARIANT = {"broken_propagation", "new_log_template", "attribute_change", "call_edge"}
 NS_MIN = 60_000_000_000

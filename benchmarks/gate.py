@@ -33,13 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from collector.store import Store
 from controller.gate import GateRequest, SideSpec, run_gate
 from detectors.judge.metrics import DEFAULT_SPECS, judge_latency
 from detectors.judge.verdict import decide
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import Deploy, Fault, Scenario, load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 SIZES = (300, 1000, 3000)
 GRID = (50, 75, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000)

@@ -64,7 +64,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from collector.decode_json import decode_json
 from collector.decode_proto import DECODER, decode_proto_python
-from collector.store import Store
+from store.connection import Store
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -30,13 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analysis import Window, rollup_all  # noqa: E402
-from collector.store import Store  # noqa: E402
 from detectors.findings import Finding  # noqa: E402
 from detectors.invariants.monitor import check, detect_invariants, extract  # noqa: E402
 from simulator.labels import FaultLabel  # noqa: E402
 from simulator.run import DEFAULT_START_NS, simulate  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 from simulator.sinks import StoreSink  # noqa: E402
+from store.connection import Store  # noqa: E402
 
 NS_MIN = 60_000_000_000
 SPEC = ROOT / "simulator" / "specs" / "platform.yaml"

@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from controller.cli_investigate import policy_for  # noqa: E402
 from investigations.config import InvestigationsConfig  # noqa: E402
 from investigations.gym import SKIPPED, GymScore, run_gym  # noqa: E402
+from investigations.policies import policy_for  # noqa: E402
 from simulator.scenario import library, load_scenario  # noqa: E402
 
 

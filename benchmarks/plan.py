@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT / "tests" / "plan"))
 
 from receipts_repo import EXAMPLE, SPEC, make_repo, run_pytest  # noqa: E402
 
-from collector.store import Store  # noqa: E402
 from simulator.run import DEFAULT_START_NS, simulate  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 from simulator.sinks import StoreSink  # noqa: E402
+from store.connection import Store  # noqa: E402
 
 DEPLOY_MIN = 240
 

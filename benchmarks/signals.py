@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analysis import Window, latency_quantiles, rollup_all, signals  # noqa: E402
-from analysis.rollup import ensure_schema  # noqa: E402
-from collector.store import Store  # noqa: E402
 from simulator.run import simulate  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 from simulator.sinks import StoreSink  # noqa: E402
+from store.connection import Store  # noqa: E402
+from store.migrations import migrate_all  # noqa: E402
 
 
 def machine() -> str:
@@ -70,7 +70,7 @@ def bench_rollup(tmp: Path, hours: float) -> float:
 
 def bench_fetch(tmp: Path, operations: int, days: int) -> float:
     con = duckdb.connect(str(tmp / "fetch.duckdb"))
-    ensure_schema(con)
+    migrate_all(con)
     minutes = days * 1440
     start = datetime(2026, 3, 2)
     started = time.perf_counter()

@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from collector.store import Store  # noqa: E402
 from simulator.run import simulate  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 from simulator.sinks import OtlpSink, StoreSink  # noqa: E402
+from store.connection import Store  # noqa: E402
 
 
 class TimedStoreSink(StoreSink):

@@ -2,7 +2,7 @@
 
 A decoder appends one dict per accepted record into a ``ColumnBuffer``; ``to_table``
 turns them into one Arrow table in a single vectorised step. The Arrow schemas mirror
-``collector.schema`` column for column (JSON columns travel as strings and are cast by
+``store.schema_raw`` column for column (JSON columns travel as strings and are cast by
 DuckDB on insert).
 """
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from collector.decode_json import decode_json_doc
 from collector.decode_proto import MalformedRequest
-from collector.store import Store
+from store.connection import Store
 
 _KEYS = {"resourceSpans": "traces", "resourceMetrics": "metrics", "resourceLogs": "logs"}
 

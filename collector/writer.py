@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from collector.store import Store
+from store.connection import Store
 
 JSON_COLUMNS = frozenset({"attributes", "resource_attributes", "scope_attributes", "events", "links", "exemplars"})
-"""Raw-table columns of type JSON (collector.schema), which the decoders fill with JSON text."""
+"""Raw-table columns of type JSON (store.schema_raw), which the decoders fill with JSON text."""
 
 _JSON_TYPE = pa.json_(pa.string()) if hasattr(pa, "json_") else None  # pyarrow >= 19
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from collector.store import Store
 from controller.auth import BearerAuth
+from controller.gate import handle_gate_request
+from reports import get_report, list_reports
+from store import findings as store_findings
+from store import invariants as store_invariants
+from store import jobs as store_jobs
+from store.connection import Store
+from store.findings import SEVERITIES, STATUSES, FindingRecord, Status
+from store.timeconv import iso_from_ns
 
-SEVERITIES = ("info", "warning", "critical")
-STATUSES = ("open", "acknowledged", "resolved")
 LIMIT_MAX = 5_000
-_TRANSITIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
+_TRANSITIONS: dict[str, Status] = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
 
 
 class ApiError(Exception):
@@ -51,21 +57,26 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _has_table(con: Any, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
+def _finding_json(f: FindingRecord) -> dict[str, Any]:
+    """A finding as the API answers it: the table's columns, times ISO-8601 UTC."""
+    out = asdict(f)
+    for key, column in _TIME_COLUMNS.items():
+        ns = out.pop(key)
+        out[column] = None if ns is None else iso_from_ns(ns)
+    return {name: out[name] for name in _FINDING_FIELDS}
 
 
-def _rows(con: Any, sql: str, params: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
-    cur = con.execute(sql, params)
-    names = [d[0] for d in cur.description]
-    out = []
-    for row in cur.fetchall():
-        item = dict(zip(names, row, strict=True))
-        for key in ("evidence", "detail"):
-            if isinstance(item.get(key), str):
-                item[key] = orjson.loads(item[key])
-        out.append(item)
-    return out
+_TIME_COLUMNS = {
+    "window_start_ns": "window_start", "window_end_ns": "window_end", "change_ns": "change_time",
+    "first_seen_ns": "first_seen", "last_seen_ns": "last_seen", "acknowledged_ns": "acknowledged_at",
+    "resolved_ns": "resolved_at",
+}  # fmt: skip
+_FINDING_FIELDS = (
+    "id", "fingerprint", "detector", "kind", "service", "operation", "metric", "attributes", "window_start",
+    "window_end", "change_time", "severity", "score", "effect", "effect_text", "before", "after", "p_value",
+    "q_value", "evidence", "status", "first_seen", "last_seen", "runs", "acknowledged_at", "resolved_at",
+)  # fmt: skip
+"""Keys of a finding in API answers, in the table's column order."""
 
 
 def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -113,18 +124,9 @@ class _StoreRoutes:
             limit = _limit(request)
         except ApiError as exc:
             return _json({"error": str(exc)}, exc.status)
-        where = " AND ".join(f"{k} = ${k}" for k, v in filters.items() if v is not None) or "true"
-        params = {k: v for k, v in filters.items() if v is not None}
 
         def read(con: Any) -> dict[str, Any]:
-            if not _has_table(con, "findings"):
-                return {"items": [], "count": 0}
-            items = _rows(
-                con,
-                f"SELECT * FROM findings WHERE {where} ORDER BY status = 'resolved', "
-                "list_position(['critical', 'warning', 'info'], severity), q_value, score DESC, id LIMIT $limit",
-                {**params, "limit": limit},
-            )
+            items = [_finding_json(f) for f in store_findings.list_findings(con, **filters, limit=limit)]
             return {"items": items, "count": len(items)}
 
         return await self._run(read)
@@ -133,23 +135,21 @@ class _StoreRoutes:
         fid = request.path_params["finding_id"]
 
         def read(con: Any) -> dict[str, Any]:
-            rows = _rows(con, "SELECT * FROM findings WHERE id = ?", [fid]) if _has_table(con, "findings") else []
-            if not rows:
+            found = store_findings.finding(con, fid)
+            if found is None:
                 raise ApiError(404, f"no finding {fid[:40]!r}")
-            return rows[0]
+            return _finding_json(found)
 
         return await self._run(read)
 
     async def transition(self, request: Request) -> Response:
-        from detectors.findings import set_status
-
         fid = request.path_params["finding_id"]
-        status = _TRANSITIONS.get(request.path_params["action"])
+        status: Status | None = _TRANSITIONS.get(request.path_params["action"])
         if status is None:
             return _json({"error": f"action must be one of {', '.join(_TRANSITIONS)}"}, 404)
 
         def write(con: Any) -> dict[str, Any]:
-            if not set_status(con, fid, status, self.clock()):  # type: ignore[arg-type]
+            if not store_findings.set_status(con, fid, status, self.clock()):
                 raise ApiError(404, f"no finding {fid[:40]!r}")
             return {"id": fid, "status": status}
 
@@ -162,34 +162,28 @@ class _StoreRoutes:
             return _json({"error": str(exc)}, exc.status)
 
         def read(con: Any) -> dict[str, Any]:
-            if not _has_table(con, "invariants"):
-                return {"items": [], "count": 0}
-            items = _rows(con, "SELECT * FROM invariants ORDER BY ALL LIMIT ?", [limit])
+            items = store_invariants.listing(con, limit)
             return {"items": items, "count": len(items)}
 
         return await self._run(read)
 
     async def reports(self, request: Request) -> Response:
-        from reports import list_reports
-
         try:
             limit = _limit(request)
         except ApiError as exc:
             return _json({"error": str(exc)}, exc.status)
 
         def read(con: Any) -> dict[str, Any]:
-            items = list_reports(con, limit=limit) if _has_table(con, "reports") else []
+            items = list_reports(con, limit=limit)
             return {"items": items, "count": len(items)}
 
         return await self._run(read)
 
     async def report(self, request: Request) -> Response:
-        from reports import get_report
-
         rid = request.path_params["report_id"]
 
         def read(con: Any) -> dict[str, Any]:
-            found = get_report(con, rid) if _has_table(con, "reports") else None
+            found = get_report(con, rid)
             if found is None:
                 raise ApiError(404, f"no report {rid[:60]!r}")
             return found
@@ -198,14 +192,12 @@ class _StoreRoutes:
 
     async def report_html(self, request: Request) -> Response:
         """The report page itself, with a policy that forbids scripts and any network access."""
-        from reports import get_report
-
         rid = request.path_params["report_id"]
 
         def read() -> bytes | None:
             con = self.store.cursor()
             try:
-                found = get_report(con, rid) if _has_table(con, "reports") else None
+                found = get_report(con, rid)
             finally:
                 con.close()
             html = (found or {}).get("files", {}).get("html")
@@ -219,8 +211,6 @@ class _StoreRoutes:
 
     async def gate(self, request: Request) -> Response:
         """``POST /api/gate``: the observability gate for deploy controllers (see ``driftscope gate``)."""
-        from controller.gate import handle_gate_request
-
         body = await request.body()
 
         def work() -> tuple[int, dict[str, Any]]:
@@ -235,17 +225,7 @@ class _StoreRoutes:
 
     async def jobs(self, request: Request) -> Response:
         def read(con: Any) -> dict[str, Any]:
-            if not _has_table(con, "job_runs"):
-                return {"items": [], "count": 0}
-            items = _rows(
-                con,
-                "SELECT job, max(finished_at) FILTER (outcome = 'ok') AS last_success, "
-                "max(started_at) FILTER (outcome = 'ok') AS last_success_started, "
-                "arg_max(outcome, finished_at) AS last_outcome, arg_max(error, finished_at) AS last_error, "
-                "count(*) FILTER (outcome = 'failed') AS failures, count(*) AS runs FROM job_runs GROUP BY job "
-                "ORDER BY job",
-                [],
-            )
+            items = store_jobs.job_summaries(con)
             return {"items": items, "count": len(items)}
 
         return await self._run(read)

@@ -16,8 +16,9 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import duckdb
 import orjson
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,13 +27,17 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
-from collector.store import Store
-from controller.dispatch import NS_PER_S, Dispatcher, Request, alert_fingerprint, ensure_schema, run_request
+from controller.dispatch import NS_PER_S, Dispatcher, Request, alert_fingerprint, dispatch
 from investigations.config import InvestigationsConfig, investigations_config
+from investigations.policies import configured_policy
+from store import investigations as store_investigations
+from store.connection import Store
+from store.timeconv import ns_from_datetime
 
 LOOKBACK_S = 900.0
 AFTER_S = 1_800.0
 BODY_BYTES_MAX = 2 * 1024 * 1024
+T = TypeVar("T")
 
 
 class _Alert(BaseModel):
@@ -66,11 +71,6 @@ class GrafanaPayload(BaseModel):
     title: str | None = None
 
 
-def _ns(t: dt.datetime) -> int:
-    t = t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp()) * NS_PER_S + t.microsecond * 1000
-
-
 def alert_requests(source: str, body: bytes) -> list[Request]:
     """Dispatch requests from a webhook body; ValueError naming the bad field."""
     try:
@@ -93,7 +93,7 @@ def alert_requests(source: str, body: bytes) -> list[Request]:
         operation = labels.get("operation") or labels.get("span_name")
         name = labels.get("alertname", "alert")
         summary = str(a.annotations.get("summary", ""))[:200]
-        start = _ns(a.startsAt)
+        start = ns_from_datetime(a.startsAt)
         out.append(Request(
             source, alert_fingerprint(source, labels, a.fingerprint), f"{name}: {summary}".rstrip(": "),
             start - int(LOOKBACK_S * NS_PER_S), start + int(AFTER_S * NS_PER_S), labels.get("severity", "warning"),
@@ -104,12 +104,6 @@ def alert_requests(source: str, body: bytes) -> list[Request]:
 
 def _json(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value, default=str), status_code=status, media_type="application/json")
-
-
-_COLUMNS = (
-    "id, finding_id, status, title, report_path, trigger, policy, window_start, window_end, claims_total, "
-    "claims_verified, steps, tokens, cost_usd, wall_s, started_at, finished_at"
-)
 
 
 class _AlertRoutes:
@@ -128,34 +122,19 @@ class _AlertRoutes:
         self.policy_factory = policy_factory
         self.clock = clock
 
-    def _policy(self) -> Any:
-        if self.policy_factory is not None:
-            return self.policy_factory(self.config)
-        from controller.cli_investigate import policy_for
-
-        return policy_for(self.config.policy, self.config)
-
     def handle(self, source: str, body: bytes) -> dict[str, Any]:
         """Decide on every alert of ``body`` and run the dispatched ones; the decisions and outcomes."""
-        requests = alert_requests(source, body)
-        con = self.store.cursor()
-        try:
-            ensure_schema(con)
-            now = self.clock()
-            decisions = [self.dispatcher.decide(con, r, now) for r in requests]
-        finally:
-            con.close()
+        factory = self.policy_factory or configured_policy
+        done = dispatch(self.store, self.dispatcher, alert_requests(source, body), factory, self.clock(),
+                        out_dir=self.config.out_dir)  # fmt: skip
         out = []
-        for d in decisions:
-            item: dict[str, Any] = {"fingerprint": d.request.fingerprint, "action": d.action, "reason": d.reason}
-            if d.action == "dispatch":
-                try:
-                    outcome = run_request(
-                        self.store, self.dispatcher, d, self._policy(), now_ns=self.clock(), out_dir=self.config.out_dir
-                    )
-                    item.update(investigation_id=outcome.id, status=outcome.status)
-                except ValueError as exc:
-                    item.update(status="failed", error=str(exc))
+        for d in done:
+            item: dict[str, Any] = {"fingerprint": d.decision.request.fingerprint, "action": d.decision.action,
+                                    "reason": d.decision.reason}  # fmt: skip
+            if d.outcome is not None:
+                item.update(investigation_id=d.outcome.id, status=d.outcome.status)
+            elif d.error is not None:
+                item.update(status="failed", error=d.error)
             out.append(item)
         return {"items": out, "count": len(out)}
 
@@ -175,28 +154,22 @@ class _AlertRoutes:
 
         return endpoint
 
-    def _read(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    def _read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         con = self.store.cursor()
         try:
-            ensure_schema(con)
-            cur = con.execute(sql, params)
-            names = [d[0] for d in cur.description or []]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            return fn(con)
         finally:
             con.close()
 
     async def listing(self, request: HttpRequest) -> Response:
-        sql = f"SELECT {_COLUMNS} FROM investigations ORDER BY started_at DESC LIMIT 500"
-        items = await run_in_threadpool(self._read, sql, [])
+        items = await run_in_threadpool(self._read, store_investigations.list_investigations)
         return _json({"items": items, "count": len(items)})
 
     async def one(self, request: HttpRequest) -> Response:
         iid = request.path_params["investigation_id"]
-        rows = await run_in_threadpool(self._read, f"SELECT {_COLUMNS}, report FROM investigations WHERE id = ?", [iid])
-        if not rows:
+        row = await run_in_threadpool(self._read, lambda con: store_investigations.investigation(con, iid))
+        if row is None:
             return _json({"error": f"no investigation {iid[:40]!r}"}, 404)
-        row = rows[0]
-        row["report"] = orjson.loads(row["report"]) if row["report"] else None
         return _json(row)
 
 

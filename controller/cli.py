@@ -7,7 +7,6 @@ printed as one clear message with exit status 2.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import sys
 import time
@@ -17,10 +16,13 @@ from typing import Any
 import click
 import orjson
 
-from collector.store import Store, StoreError, query_readonly
-from controller.cli_support import common_options, format_table, parse_duration, settings_for
+from controller.cli_support import common_options, format_table, settings_for
+from store.connection import Store, query_readonly
+from store.errors import StoreError
 
 LAZY_COMMANDS = {
+    "detect": "controller.cli_detect:detect",
+    "findings": "controller.cli_detect:findings",
     "report": "controller.cli_report:report",
     "detect-series": "controller.cli_series:detect_series_cmd",
     "gate": "controller.cli_gate:gate",
@@ -214,64 +216,6 @@ def rollup_cmd(config_path: str | None, store_path: str | None) -> None:
     for r in reports:
         window = f"{r.start} .. {r.end}" if r.start else "no data"
         click.echo(f"{r.source:22s} {window:45s} {r.rows_written:>9,d} rows  late {r.late_rows:,d}  {r.seconds:.2f} s")
-
-
-@main.command()
-@common_options
-@click.option("--window", default="24h", show_default=True, help="Window under test, ending at the newest data.")
-@click.option("--history", default="7d", show_default=True, help="History the baselines learn from.")
-@click.option("--detectors", "names", default="", help="Comma-separated detector names (default: all).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def detect(config_path: str | None, store_path: str | None, window: str, history: str, names: str, fmt: str) -> None:
-    """Roll up, run every detector over the window, write and print findings."""
-    from analysis import data_window, rollup_all
-    from detectors.findings import finding_dict, write_findings
-    from detectors.registry import BY_NAME
-    from detectors.run import DetectionConfig
-    from detectors.run import detect as run_detection
-
-    chosen = tuple(n for n in names.split(",") if n)
-    unknown = [n for n in chosen if n not in BY_NAME]
-    if unknown:
-        raise click.BadParameter(f"unknown detectors {unknown}; known: {', '.join(BY_NAME)}", param_hint="--detectors")
-    store = Store(settings_for(config_path, store_path).store)
-    try:
-        con = store.cursor()
-        rollup_all(con)
-        win = data_window(con, hours=parse_duration(window) / 3600)
-        failures: list[str] = []
-        found = run_detection(
-            con, win, DetectionConfig(history_s=int(parse_duration(history)), detectors=chosen), failures
-        )
-        for failure in failures:
-            click.echo(f"detector failed: {failure}", err=True)
-        end_ns = int(win.end.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000_000
-        counts = write_findings(con, found, now_ns=end_ns, resolve_after_s=1800)
-    finally:
-        store.close()
-    if fmt == "json":
-        click.echo(orjson.dumps([finding_dict(f) for f in found], option=orjson.OPT_INDENT_2, default=str).decode())
-        return
-    for f in sorted(found, key=lambda f: (f.severity != "critical", f.q_value)):
-        click.echo(f"{f.severity:8s} {f.detector:18s} {f.signal.label():48s} {f.effect_text:40s} q={f.q_value:.1e}")
-    click.echo(
-        f"{len(found)} findings ({counts['new']} new, {counts['updated']} updated, {counts['resolved']} resolved)"
-    )
-
-
-@main.command()
-@common_options
-@click.option("--open", "only_open", is_flag=True, help="Only open and acknowledged findings.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-def findings(config_path: str | None, store_path: str | None, only_open: bool, fmt: str) -> None:
-    """List findings."""
-    where = "WHERE status != 'resolved'" if only_open else ""
-    table = query_readonly(
-        settings_for(config_path, store_path).store,
-        "SELECT id, status, severity, detector, kind, service, operation, metric, effect_text, q_value, change_time, "
-        f"first_seen, last_seen, runs FROM findings {where} ORDER BY last_seen DESC, severity",
-    )
-    click.echo(format_table(table, fmt), nl=False)
 
 
 @main.command()

@@ -15,25 +15,21 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from collector.store import Store
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
+from store.connection import Store
+from store.raw import newest_span_ns
+from store.timeconv import iso_from_ns
 
 _NS = 1_000_000_000
 
 
 def _window(con: duckdb.DuckDBPyConnection, window: str) -> tuple[int, int]:
     """[end - window, end) in ns, where end is just after the newest span."""
-    row = con.execute("SELECT epoch_ns(max(start_time)) FROM spans").fetchone()
-    if not row or row[0] is None:
+    newest = newest_span_ns(con)
+    if newest is None:
         raise click.ClickException("the store holds no spans yet: import or simulate telemetry first")
-    end = int(row[0]) + 1
+    end = newest + 1
     return end - int(parse_duration(window) * _NS), end
-
-
-def _iso(ns: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ns / _NS, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 @click.group()
@@ -74,8 +70,8 @@ def extract(
     finally:
         store.close()
     spec = Spec.from_invariants(
-        laws, description=f"learned from {window} of telemetry", learned_from=_iso(start), learned_to=_iso(end),
-        boundaries=boundaries, slos=slos,
+        laws, description=f"learned from {window} of telemetry", learned_from=iso_from_ns(start),
+        learned_to=iso_from_ns(end), boundaries=boundaries, slos=slos,
     )  # fmt: skip
     text = dump_spec(spec)
     if out_path is None:
@@ -121,7 +117,11 @@ def check(config_path: str | None, store_path: str | None, spec_path: Path, wind
            for i in result.stale]
     )  # fmt: skip
     if fmt == "json":
-        click.echo(orjson.dumps({"window": [_iso(start), _iso(end)], "results": rows}, option=orjson.OPT_INDENT_2))
+        click.echo(
+            orjson.dumps(
+                {"window": [iso_from_ns(start), iso_from_ns(end)], "results": rows}, option=orjson.OPT_INDENT_2
+            )
+        )
     else:
         table = (
             pa.Table.from_pylist([{k: r[k] for k in ("status", "invariant", "detail")} for r in rows]) if rows else None
@@ -129,7 +129,7 @@ def check(config_path: str | None, store_path: str | None, spec_path: Path, wind
         click.echo(format_table(table, "table") if table is not None else "spec holds: nothing to report")
         click.echo(
             f"{len(result.violated)} violated, {len(result.undeclared)} undeclared, {len(result.stale)} stale "
-            f"({_iso(start)} .. {_iso(end)})"
+            f"({iso_from_ns(start)} .. {iso_from_ns(end)})"
         )
     if result.violated:
         sys.exit(1)

@@ -17,46 +17,20 @@ import click
 import orjson
 from prometheus_client import CollectorRegistry
 
-from collector.store import Store, StoreError
+from controller.api_alerts import alert_requests
 from controller.cli_support import common_options, settings_for
-from controller.dispatch import Dispatcher, Request, ensure_schema, finding_request, run_request
-from investigations.config import InvestigationsConfig, investigations_config
+from controller.dispatch import Dispatcher, Request, dispatch, finding_request
+from investigations.config import investigations_config
+from investigations.policies import POLICIES, policy_for
 from investigations.report import render_markdown
-
-POLICIES = ("playbook", "claude", "replay")
-
-
-def policy_for(name: str, config: InvestigationsConfig, *, replay_of: str | None = None, con: Any = None) -> Any:
-    """The policy called ``name`` (replay needs the id of a recorded investigation and a cursor)."""
-    if name == "playbook":
-        from investigations.playbook import PlaybookPolicy
-
-        return PlaybookPolicy()
-    if name == "claude":
-        from investigations.claude import ClaudePolicy
-        from investigations.perspectives import PerspectivesPolicy
-
-        claude = ClaudePolicy(config)
-        return PerspectivesPolicy(claude, config.perspectives) if config.perspectives else claude
-    if name == "replay":
-        from investigations import store as inv_store
-        from investigations.replay import ReplayPolicy
-
-        if not replay_of or con is None:
-            raise ValueError("--policy replay needs --replay INVESTIGATION_ID")
-        row = con.execute("SELECT report FROM investigations WHERE id = ?", [replay_of]).fetchone()
-        if not row or row[0] is None:
-            raise ValueError(f"--replay: no finished investigation {replay_of!r}")
-        return ReplayPolicy(inv_store.steps_of(con, replay_of), orjson.loads(row[0]))
-    raise ValueError(f"--policy: unknown policy {name!r} (choose from {', '.join(POLICIES)})")
+from store import Store, StoreError
+from store import findings as store_findings
 
 
 def _request(con: Any, finding_id: str | None, alert: str | None) -> Request:
     if (finding_id is None) == (alert is None):
         raise click.UsageError("give a FINDING_ID or --alert FILE.json (one of them)")
     if alert is not None:
-        from controller.api_alerts import alert_requests
-
         body = Path(alert).read_bytes()
         data = orjson.loads(body) if body.strip().startswith(b"{") else {}
         source = "alertmanager" if data.get("version") == "4" else "grafana"  # Grafana's payloads say "1"
@@ -69,20 +43,10 @@ def _request(con: Any, finding_id: str | None, alert: str | None) -> Request:
         r = reqs[0]
         return Request("manual", r.fingerprint, r.title, r.start_ns, r.end_ns, r.severity, 1, None, r.service,
                        r.operation, True, r.details)  # fmt: skip
-    ensure_schema(con)
-    has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'findings'").fetchone()[0]
-    row = None
-    if has:
-        row = con.execute(
-            "SELECT id, fingerprint, severity, runs, service, operation, effect_text, detector, "
-            "epoch_ns(coalesce(change_time, window_start)), epoch_ns(window_end) FROM findings WHERE id = ?",
-            [finding_id],
-        ).fetchone()
-    if row is None:
+    found = store_findings.finding(con, finding_id) if finding_id is not None else None
+    if found is None:
         raise click.ClickException(f"no finding {finding_id!r} (see `driftscope findings`)")
-    r = finding_request(row)
-    return Request("manual", r.fingerprint, r.title, r.start_ns, r.end_ns, r.severity, r.runs, r.finding_id,
-                   r.service, r.operation)  # fmt: skip
+    return finding_request(found, source="manual")
 
 
 @click.command("investigate")
@@ -114,19 +78,16 @@ def investigate(  # noqa: PLR0917  click passes every option as an argument
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         dispatcher = Dispatcher(config, CollectorRegistry())
-        decision = dispatcher.decide(con, req, time.time_ns())
-        if decision.action != "dispatch":
-            raise click.ClickException(f"not dispatched: {decision.reason}")
-        try:
-            outcome = run_request(
-                store, dispatcher, decision, pol, now_ns=time.time_ns(), out_dir=out_dir or config.out_dir
-            )
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+        [done] = dispatch(store, dispatcher, [req], lambda _: pol, time.time_ns(), out_dir=out_dir or config.out_dir)
+        if done.decision.action != "dispatch":
+            raise click.ClickException(f"not dispatched: {done.decision.reason}")
+        if done.outcome is None:
+            raise click.ClickException(str(done.error))
+        outcome = done.outcome
     finally:
         store.close()
     if fmt == "json":
-        doc = {"id": outcome.id, "status": outcome.status, "report_path": str(outcome.report_path)}
+        doc: dict[str, Any] = {"id": outcome.id, "status": outcome.status, "report_path": str(outcome.report_path)}
         doc["report"] = outcome.report.model_dump()
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     elif fmt == "markdown":

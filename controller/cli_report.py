@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from collector.store import Store
 from controller.cli_support import common_options, parse_duration, settings_for
+from store.connection import Store
 
 _FORMATS = {"all": ("html", "markdown", "json"), "html": ("html",), "markdown": ("markdown",), "json": ("json",)}
 

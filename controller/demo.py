@@ -36,9 +36,9 @@ from typing import Any
 
 import click
 
-from collector.schema import RAW_TABLES
-from collector.store import Store
 from simulator.run import DEFAULT_START_NS
+from store.connection import Store
+from store.timeconv import ns_from_iso
 
 Echo = Callable[[str], None]
 
@@ -124,12 +124,8 @@ def load_history(plan: DemoPlan, store_path: Path, echo: Echo) -> int:
                     bar.update(1)
         store = Store(store_path)
         try:
-            con = store.cursor()
-            for i, (*_, path) in enumerate(jobs):
-                con.execute(f"ATTACH '{path}' AS seg{i} (READ_ONLY)")
-                for table in RAW_TABLES:
-                    con.execute(f"INSERT INTO {table} SELECT * FROM seg{i}.{table}")
-                con.execute(f"DETACH seg{i}")
+            for *_, path in jobs:
+                store.append_raw_from(path)
             store.checkpoint()
         finally:
             store.close()
@@ -209,18 +205,18 @@ def wait_for_detection(
     investigation (if any) finished; return (open findings, finished investigations)."""
     deadline = time.monotonic() + plan.wait_for_detection_s
     # Jobs take turns, so the chain "a rollup started after the stream, a detection started
-    # after that rollup finished, a dispatch started after that detection finished" means
-    # the dispatch saw findings of every streamed row. Each link is the newest success seen.
-    chain = ("rollup", "detect", "dispatch")
+    # after that rollup finished" means the detection (and the dispatch that ends it) saw every
+    # streamed row. Each link is the newest success seen.
+    chain = ("rollup", "detect")
     stage, mark = 0, after_ns
     while time.monotonic() < deadline:
         if service.proc.poll() is not None:
             raise click.ClickException(f"the service stopped unexpectedly; see {service.log}")
         jobs = {j["job"]: j for j in service.get("/api/jobs")["items"]}
         while stage < len(chain) and (job := jobs.get(chain[stage])) and job["last_success_started"]:
-            if _iso_ns(job["last_success_started"]) <= mark:
+            if ns_from_iso(job["last_success_started"]) <= mark:
                 break
-            stage, mark = stage + 1, _iso_ns(job["last_success"])
+            stage, mark = stage + 1, ns_from_iso(job["last_success"])
         if stage == len(chain):
             investigations = service.get("/api/investigations")["items"]
             if not any(i["status"] == "running" for i in investigations):
@@ -228,13 +224,6 @@ def wait_for_detection(
                 return list(findings), [i for i in investigations if i["status"] != "running"]
         time.sleep(0.5)  # waiting on the service's own schedule, not synchronising a test
     raise click.ClickException(f"no detection run finished within {plan.wait_for_detection_s:g} s; see {service.log}")
-
-
-def _iso_ns(text: str) -> int:
-    import datetime as dt
-
-    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int(t.timestamp() * 1_000_000) * 1_000
 
 
 def write_report(store_path: Path, out_dir: Path) -> dict[str, Path]:

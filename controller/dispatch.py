@@ -14,33 +14,27 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from collector.store import migrate
-from investigations import store as inv_store
 from investigations.config import InvestigationsConfig
+from investigations.environment import Trigger
+from investigations.policy import Policy
+from investigations.run import Outcome, investigate
+from investigations.snapshot import IncidentWindow
+from store import dispatch as store_dispatch
+from store import findings as store_findings
+from store import investigations as store_investigations
+from store import timeconv
+from store.connection import Store
+from store.findings import FindingRecord
+from store.raw import data_end
 
-_V1 = """
-CREATE TABLE dispatch_decisions (
-    decided_at TIMESTAMP_NS NOT NULL,
-    source VARCHAR NOT NULL,
-    fingerprint VARCHAR NOT NULL,
-    action VARCHAR NOT NULL,
-    reason VARCHAR NOT NULL,
-    finding_id VARCHAR,
-    investigation_id VARCHAR,
-    title VARCHAR NOT NULL
-);
-"""
-MIGRATIONS = (_V1,)
-VERSION_TABLE = "dispatch_schema_version"
-SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-NS_PER_S = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_S
+NS_PER_S = timeconv.NS_PER_S
 
 
 @dataclass(frozen=True)
@@ -66,11 +60,6 @@ class Decision:
     action: str  # dispatch | skip
     reason: str
     request: Request
-
-
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    migrate(con, MIGRATIONS, VERSION_TABLE)
-    inv_store.ensure_schema(con)
 
 
 class Dispatcher:
@@ -110,8 +99,8 @@ class Dispatcher:
         self.cost = Counter("driftscope_investigation_cost_usd", "Model cost in US dollars.", ["policy"],
                             registry=registry)  # fmt: skip
 
-    def record(self, policy: str, outcome: Any) -> None:
-        """Count a finished investigation (an ``investigations.run.Outcome``)."""
+    def record(self, policy: str, outcome: Outcome) -> None:
+        """Count a finished investigation."""
         label = {"complete": "completed", "partial": "budget_exhausted"}.get(outcome.status, "failed")
         self.finished.labels(policy, label).inc()
         self.duration.labels(policy).observe(outcome.wall_s)
@@ -126,44 +115,33 @@ class Dispatcher:
         manual = req.source == "manual"
         if not req.firing:
             return "resolved"
-        if not manual and SEVERITY_RANK.get(req.severity, 0) < SEVERITY_RANK[cfg.min_severity]:
+        if not manual and not store_findings.at_least(req.severity, cfg.min_severity):
             return "below_min_severity"
         if req.source == "finding" and req.runs < cfg.persistence_runs:
             return "not_persistent"
         if not manual:
-            last = con.execute(
-                "SELECT max(epoch_ns(decided_at)) FROM dispatch_decisions "
-                "WHERE fingerprint = ? AND action = 'dispatch'",
-                [req.fingerprint],
-            ).fetchone()
-            if last and last[0] is not None and now_ns - int(last[0]) < cfg.cooldown_s * NS_PER_S:
+            last = store_dispatch.last_dispatch_ns(con, req.fingerprint)
+            if last is not None and now_ns - last < cfg.cooldown_s * NS_PER_S:
                 return "cooldown"
         if self._running >= cfg.concurrency:
             return "concurrency"
-        day = now_ns - now_ns % NS_PER_DAY
-        spent = con.execute(
-            "SELECT coalesce(sum(tokens), 0), coalesce(sum(cost_usd), 0) FROM investigations "
-            "WHERE started_at >= make_timestamp_ns(?)",
-            [day],
-        ).fetchone()
-        assert spent is not None
-        if spent[0] >= cfg.daily_tokens or spent[1] >= cfg.daily_cost_usd:
+        tokens, cost = store_investigations.spend_since(con, now_ns - now_ns % timeconv.NS_PER_DAY)
+        if tokens >= cfg.daily_tokens or cost >= cfg.daily_cost_usd:
             return "daily_budget"
         return None
 
     def decide(self, con: duckdb.DuckDBPyConnection, req: Request, now_ns: int) -> Decision:
         """Decide, record and count; a dispatch takes a running slot (``release`` it when done)."""
-        ensure_schema(con)
         with self._lock:
             reason = self._why_not(con, req, now_ns)
             action = "skip" if reason else "dispatch"
             if action == "dispatch":
                 self._running += 1
                 self.running.set(self._running)
-            con.execute(
-                "INSERT INTO dispatch_decisions VALUES (make_timestamp_ns(?), ?, ?, ?, ?, ?, NULL, ?)",
-                [now_ns, req.source, req.fingerprint, action, reason or "ok", req.finding_id, req.title[:300]],
-            )
+            store_dispatch.record_decision(
+                con, decided_ns=now_ns, source=req.source, fingerprint=req.fingerprint, action=action,
+                reason=reason or "ok", finding_id=req.finding_id, title=req.title,
+            )  # fmt: skip
         self.decisions.labels(req.source, action, reason or "ok").inc()
         return Decision(action, reason or "ok", req)
 
@@ -173,33 +151,21 @@ class Dispatcher:
             self._running = max(0, self._running - 1)
             self.running.set(self._running)
         if investigation_id:
-            con.execute(
-                "UPDATE dispatch_decisions SET investigation_id = ? WHERE fingerprint = ? AND action = 'dispatch' "
-                "AND investigation_id IS NULL",
-                [investigation_id, req.fingerprint],
-            )
+            store_dispatch.link_investigation(con, req.fingerprint, investigation_id)
 
 
 def finding_requests(con: duckdb.DuckDBPyConnection, lookback_s: float = 600.0) -> list[Request]:
     """A request for every open finding (the dispatcher then applies severity, persistence, cooldown)."""
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'findings'").fetchone()[0]:  # type: ignore[index]
-        return []
-    rows = con.execute(
-        "SELECT id, fingerprint, severity, runs, service, operation, effect_text, detector, "
-        "epoch_ns(coalesce(change_time, window_start)), epoch_ns(window_end) FROM findings "
-        "WHERE status = 'open' ORDER BY id"
-    ).fetchall()
-    return [finding_request(r, lookback_s) for r in rows]
+    return [finding_request(f, lookback_s) for f in store_findings.open_findings(con)]
 
 
-def finding_request(row: tuple[Any, ...], lookback_s: float = 600.0) -> Request:
-    """A request from a findings row (id, fingerprint, severity, runs, service, operation, effect_text,
-    detector, change_ns, window_end_ns)."""
-    fid, fp, severity, runs, service, operation, effect, detector, change_ns, end_ns = row
-    start = int(change_ns) - int(lookback_s * NS_PER_S)
-    end = max(int(end_ns), start + 15 * 60 * NS_PER_S)
-    title = f"{service or '?'} {operation or ''}: {effect} ({detector})".replace("  ", " ")
-    return Request("finding", fp, title, start, end, severity, int(runs), fid, service, operation)
+def finding_request(f: FindingRecord, lookback_s: float = 600.0, source: str = "finding") -> Request:
+    """A request to investigate finding ``f``: from ``lookback_s`` before its change to its window end
+    (at least 15 minutes)."""
+    start = f.start_ns - int(lookback_s * NS_PER_S)
+    end = max(f.window_end_ns, start + 15 * 60 * NS_PER_S)
+    title = f"{f.service or '?'} {f.operation or ''}: {f.effect_text} ({f.detector})".replace("  ", " ")
+    return Request(source, f.fingerprint, title, start, end, f.severity, f.runs, f.id, f.service, f.operation)
 
 
 def alert_fingerprint(source: str, labels: dict[str, Any], given: str | None) -> str:
@@ -210,32 +176,22 @@ def alert_fingerprint(source: str, labels: dict[str, Any], given: str | None) ->
     return f"{source}:" + hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def data_end_ns(con: duckdb.DuckDBPyConnection) -> int | None:
-    """The latest span start in the store (data time), None when there are no spans."""
-    row = con.execute("SELECT epoch_ns(max(start_time)) FROM spans").fetchone()
-    return int(row[0]) if row and row[0] is not None else None
-
-
 def run_request(
-    store: Any, dispatcher: Dispatcher, decision: Decision, policy: Any, *, now_ns: int, out_dir: str | None = None
-) -> Any:
+    store: Store, dispatcher: Dispatcher, decision: Decision, policy: Policy, *, now_ns: int, out_dir: str | None = None
+) -> Outcome:
     """Run a dispatched request's investigation, then release its slot; return the ``Outcome``.
 
     The incident window is the request's, clipped to the data; the baseline is
     ``baseline_s`` before it.
     """
-    from investigations.environment import Trigger
-    from investigations.run import investigate
-    from investigations.snapshot import IncidentWindow
-
     req = decision.request
     con = store.cursor()
     inv_id = None
     try:
-        end = data_end_ns(con)
+        end = data_end(con)
         if end is None:
             raise ValueError("the store holds no spans to investigate")
-        stop = min(req.end_ns, end + 1)
+        stop = min(req.end_ns, end)
         if stop <= req.start_ns:
             raise ValueError(f"request window starts after the data ends ({req.title[:80]})")
         window = IncidentWindow.around(req.start_ns, stop, dispatcher.config.baseline_s)
@@ -250,24 +206,59 @@ def run_request(
         con.close()
 
 
-def dispatch_findings(
-    store: Any,
-    dispatcher: Dispatcher,
-    policy_factory: Any,
-    now_ns: int,
-    out_dir: str | None = None,
-) -> list[Decision]:
-    """Decide on every open finding and run the dispatched investigations (the scheduler's job after detection).
+@dataclass(frozen=True)
+class Dispatched:
+    """A decision and, when it dispatched, the investigation's outcome or why it could not run."""
 
-    ``policy_factory(config)`` builds a policy per investigation. Returns every decision.
+    decision: Decision
+    outcome: Outcome | None = None
+    error: str | None = None
+
+
+def dispatch(
+    store: Store,
+    dispatcher: Dispatcher,
+    requests: list[Request],
+    policy_factory: Callable[[InvestigationsConfig], Policy],
+    now_ns: int,
+    *,
+    out_dir: str | None = None,
+) -> list[Dispatched]:
+    """Decide on every request, then run the dispatched investigations: the one path of the scheduler
+    (after each detection run), the alert webhooks and ``driftscope investigate``.
+
+    ``policy_factory(config)`` builds a policy per investigation. A request that cannot run
+    (its window is past the data) is reported with its error; the others still run.
     """
     con = store.cursor()
     try:
-        ensure_schema(con)
-        decisions = [dispatcher.decide(con, r, now_ns) for r in finding_requests(con)]
+        decisions = [dispatcher.decide(con, r, now_ns) for r in requests]
     finally:
         con.close()
+    out: list[Dispatched] = []
     for d in decisions:
-        if d.action == "dispatch":
-            run_request(store, dispatcher, d, policy_factory(dispatcher.config), now_ns=now_ns, out_dir=out_dir)
-    return decisions
+        if d.action != "dispatch":
+            out.append(Dispatched(d))
+            continue
+        policy = policy_factory(dispatcher.config)
+        try:
+            out.append(Dispatched(d, run_request(store, dispatcher, d, policy, now_ns=now_ns, out_dir=out_dir)))
+        except ValueError as exc:
+            out.append(Dispatched(d, error=str(exc)))
+    return out
+
+
+def dispatch_findings(
+    store: Store,
+    dispatcher: Dispatcher,
+    policy_factory: Callable[[InvestigationsConfig], Policy],
+    now_ns: int,
+    out_dir: str | None = None,
+) -> list[Dispatched]:
+    """Decide on every open finding and run the dispatched investigations (the continuation of a detection run)."""
+    con = store.cursor()
+    try:
+        requests = finding_requests(con)
+    finally:
+        con.close()
+    return dispatch(store, dispatcher, requests, policy_factory, now_ns, out_dir=out_dir)

@@ -1,12 +1,13 @@
 """The scheduled jobs and the runner that isolates, records and counts every run.
 
 A job is a function ``(cursor, now_ns) -> detail`` doing one thing through the library
-(rollups, detection, the report, retention). The runner adds what every job needs and none
-should write itself: no two runs of one job at once (a second one is *skipped* and counted),
-different jobs take turns (they rewrite derived tables; DuckDB would refuse conflicting writers),
-a failure is logged with its traceback and counted and the next tick simply tries again,
-each run is persisted in table ``job_runs`` (so "last success" survives restarts), and
-Prometheus metrics (duration histogram, last success time, failures, runs by outcome).
+(rollups, detection and the dispatch that continues it, the report, retention). The runner
+adds what every job needs and none should write itself: no two runs of one job at once (a
+second one is *skipped* and counted), different jobs take turns (they rewrite derived
+tables; DuckDB would refuse conflicting writers), a failure is logged with its traceback and
+counted and the next tick simply tries again, each run is persisted in table ``job_runs``
+(so "last success" survives restarts), and Prometheus metrics (duration histogram, last
+success time, failures, runs by outcome).
 
 ``now_ns`` comes from the injected clock; the jobs themselves work in data time (windows
 end at the newest data), so a replay of the same store gives the same findings.
@@ -14,7 +15,6 @@ end at the newest data), so a replay of the same store gives the same findings.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -25,14 +25,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-import orjson
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from analysis import Window
-from collector.store import Store, migrate
+from analysis import rollup_all
 from controller.config import Settings
-from detectors.findings import Finding
+from controller.dispatch import Dispatcher, dispatch_findings
+from detectors.detection_run import DetectionRun, run_detection
+from investigations.policies import configured_policy
+from reports import generate_report
+from store import jobs as store_jobs
+from store.connection import Store
+from store.raw import newest_span_ns
 
 log = logging.getLogger("driftscope.jobs")
 
@@ -41,19 +45,6 @@ JobFn = Callable[[duckdb.DuckDBPyConnection, int], dict[str, Any]]
 Clock = Callable[[], int]
 """Returns now in ns since the epoch (``time.time_ns`` in production, injected in tests)."""
 Outcome = Literal["ok", "failed", "skipped"]
-
-_V1 = """
-CREATE TABLE job_runs (
-    job VARCHAR NOT NULL,
-    started_at TIMESTAMP_NS NOT NULL,
-    finished_at TIMESTAMP_NS NOT NULL,
-    outcome VARCHAR NOT NULL,
-    detail JSON,
-    error VARCHAR
-);
-"""
-MIGRATIONS = (_V1,)
-VERSION_TABLE = "job_runs_schema_version"
 
 
 @dataclass(frozen=True)
@@ -112,7 +103,6 @@ class JobRunner:
         self.metrics = _JobMetrics(registry)
         self._locks = {name: threading.Lock() for name in self.jobs}
         self._serial = threading.Lock()  # jobs rewrite derived tables: one at a time, in turn
-        migrate(store.cursor(), MIGRATIONS, VERSION_TABLE)
         for name in self.jobs:  # every series exists from the start: a first failure is an increase
             self.metrics.failures.labels(name)
             for outcome in ("ok", "failed", "skipped"):
@@ -163,13 +153,9 @@ class JobRunner:
     def _record(self, o: JobOutcome) -> None:
         con = self.store.cursor()
         try:
-            con.execute(
-                "INSERT INTO job_runs VALUES ($job, make_timestamp_ns($s), make_timestamp_ns($f), $outcome, $detail, "
-                "$error)",
-                {
-                    "job": o.job, "s": o.started_ns, "f": o.finished_ns, "outcome": o.outcome,
-                    "detail": orjson.dumps(o.detail, default=str).decode(), "error": o.error,
-                },
+            store_jobs.record_run(
+                con, job=o.job, started_ns=o.started_ns, finished_ns=o.finished_ns, outcome=o.outcome,
+                detail=o.detail, error=o.error,
             )  # fmt: skip
         finally:
             con.close()
@@ -178,88 +164,59 @@ class JobRunner:
         """Per job, the finish time (ns) of its last successful run, from the persisted record."""
         con = self.store.cursor()
         try:
-            rows = con.execute(
-                "SELECT job, epoch_ns(max(finished_at)) FROM job_runs WHERE outcome = 'ok' GROUP BY job"
-            ).fetchall()
+            return store_jobs.last_successes(con)
         finally:
             con.close()
-        return {str(job): int(ns) for job, ns in rows}
 
 
 def rollup_job(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
     """Bring every rollup up to date."""
-    from analysis import rollup_all
-
     reports = rollup_all(con)
     return {"rows": sum(r.rows_written for r in reports), "late_rows": sum(r.late_rows for r in reports)}
 
 
-def detect_job(settings: Settings) -> JobFn:
-    """Detection over the configured window ending at the newest data; findings written."""
+def detect(con: duckdb.DuckDBPyConnection, settings: Settings, detectors: tuple[str, ...] = ()) -> DetectionRun | None:
+    """One detection run with the configured window, history, resolve_after_s and invariant spec: what
+    ``driftscope detect`` and the scheduled job both run (None before the first rollup)."""
+    cfg = settings.detection
+    return run_detection(
+        con, window_s=cfg.window_s, history_s=cfg.history_s, resolve_after_s=cfg.resolve_after_s, spec=cfg.spec,
+        detectors=detectors,
+    )  # fmt: skip
+
+
+def detect_job(store: Store, settings: Settings, dispatcher: Dispatcher | None = None) -> JobFn:
+    """Detection over the configured window ending at the newest data, findings written; then, as its
+    continuation, dispatch: decide on every open finding (severity, persistence, cooldown, budgets) and
+    run the investigations dispatched with the configured policy (every decision is recorded)."""
 
     def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
-        from analysis import data_window
-        from detectors.findings import write_findings
-        from detectors.run import DetectionConfig, detect
-
-        cfg = settings.detection
-        try:
-            window = data_window(con, hours=cfg.window_s / 3600)
-        except ValueError:
+        done = detect(con, settings)
+        if done is None:
             return {"skipped": "no rollups yet"}
-        failures: list[str] = []
-        found = detect(con, window, DetectionConfig(history_s=int(cfg.history_s)), failures)
-        found += _invariant_findings(con, window, cfg.spec)
-        counts = write_findings(con, found, _naive_ns(window.end), cfg.resolve_after_s)
-        if failures:
-            log.warning("detectors failed: %s", "; ".join(failures))
-        return {**counts, "findings": len(found), "detector_failures": failures}
+        if done.failures:
+            log.warning("detectors failed: %s", "; ".join(done.failures))
+        detail: dict[str, Any] = done.summary()
+        if dispatcher is not None:
+            out_dir = str(Path(settings.reports.out_dir) / "investigations")
+            done_dispatch = dispatch_findings(store, dispatcher, configured_policy, now_ns, out_dir=out_dir)
+            actions: dict[str, int] = {}
+            for d in done_dispatch:
+                actions[d.decision.action] = actions.get(d.decision.action, 0) + 1
+            detail["decisions"] = actions
+            detail["dispatch_errors"] = [d.error for d in done_dispatch if d.error]
+        return detail
 
     return run
-
-
-def _naive_ns(t: dt.datetime) -> int:
-    """ns since the epoch of a naive UTC datetime (a DuckDB TIMESTAMP), exact to the microsecond."""
-    delta = t.replace(tzinfo=dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-
-
-def _invariant_findings(con: duckdb.DuckDBPyConnection, window: Window, spec: str) -> list[Finding]:
-    """Invariant violations for the window, when the invariants capability is installed."""
-    try:
-        from detectors.invariants.monitor import detect_invariants  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return []
-    return list(detect_invariants(con, window, Path(spec) if spec else None))
 
 
 def report_job(settings: Settings) -> JobFn:
     """The nightly drift report over the configured window ending at the newest data."""
 
     def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
-        from reports import generate_report
-
         cfg = settings.reports
         model, paths = generate_report(con, Path(cfg.out_dir), window_s=cfg.window_s, now_ns=now_ns)
         return {"report": model.id, "findings": len(model.findings), "paths": {k: str(v) for k, v in paths.items()}}
-
-    return run
-
-
-def dispatch_job(store: Store, settings: Settings, dispatcher: Any) -> JobFn:
-    """Decide on every open finding (severity, persistence, cooldown, budgets) and run the
-    investigations dispatched, with the configured policy; every decision is recorded."""
-
-    def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
-        from controller.cli_investigate import policy_for
-        from controller.dispatch import dispatch_findings
-
-        out_dir = str(Path(settings.reports.out_dir) / "investigations")
-        decisions = dispatch_findings(store, dispatcher, lambda c: policy_for(c.policy, c), now_ns, out_dir=out_dir)
-        actions: dict[str, int] = {}
-        for d in decisions:
-            actions[d.action] = actions.get(d.action, 0) + 1
-        return {"decisions": actions}
 
     return run
 
@@ -273,9 +230,8 @@ def retention_job(store: Store, settings: Settings) -> JobFn:
     """
 
     def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
-        row = con.execute("SELECT epoch_ns(max(start_time)) FROM spans").fetchone()
-        newest = int(row[0]) if row and row[0] is not None else now_ns
-        cutoff_now = min(now_ns, newest)
+        newest = newest_span_ns(con)
+        cutoff_now = now_ns if newest is None else min(now_ns, newest)
         return {
             "now_ns": cutoff_now,
             "deleted": store.enforce_retention(settings.retention.seconds_by_table(), cutoff_now),

@@ -18,7 +18,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from controller.config import JobsConfig
 from controller.jobs import JobRunner
 
-JOB_NAMES = ("rollup", "detect", "dispatch", "report", "retention")
+JOB_NAMES = ("rollup", "detect", "report", "retention")
+"""Dispatch is no job of its own: it continues each detection run (``controller.jobs.detect_job``)."""
 
 
 def triggers(config: JobsConfig, start: dt.datetime) -> dict[str, BaseTrigger]:
@@ -27,8 +28,6 @@ def triggers(config: JobsConfig, start: dt.datetime) -> dict[str, BaseTrigger]:
     return {
         "rollup": IntervalTrigger(seconds=config.rollup_interval_s, start_date=start, timezone=tz),
         "detect": IntervalTrigger(seconds=config.detect_interval_s, start_date=start, timezone=tz),
-        # Right after each detection (jobs take turns, so it sees that run's findings).
-        "dispatch": IntervalTrigger(seconds=config.detect_interval_s, start_date=start, timezone=tz),
         "report": CronTrigger.from_crontab(config.report_cron, timezone=tz),
         "retention": CronTrigger.from_crontab(config.retention_cron, timezone=tz),
     }

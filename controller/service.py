@@ -17,6 +17,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -25,17 +26,17 @@ from collector.grpc_server import start_grpc_server
 from collector.http_server import HttpLimits, otlp_http_app
 from collector.ingest import Ingestor
 from collector.metrics import IngestMetrics
-from collector.store import Store
 from collector.writer import IngestQueue, QueueLimits
 from controller.api import api_app
 from controller.api_alerts import alert_routes
 from controller.auth import BearerAuth, GrpcBearerAuth
 from controller.config import Settings
 from controller.dispatch import Dispatcher
-from controller.jobs import JobFn, JobRunner, detect_job, dispatch_job, report_job, retention_job, rollup_job
+from controller.jobs import JobFn, JobRunner, detect_job, report_job, retention_job, rollup_job
 from controller.scheduler import Scheduler
 from controller.telemetry import FindingsCollector, configure_logging, configure_tracing
 from controller.telemetry_signals import SignalsCollector
+from store.connection import Store
 
 log = logging.getLogger("driftscope.serve")
 
@@ -198,16 +199,13 @@ def scheduled_jobs(store: Store, settings: Settings, dispatcher: Dispatcher) -> 
     """The jobs the scheduler runs, by name."""
     return {
         "rollup": rollup_job,
-        "detect": detect_job(settings),
-        "dispatch": dispatch_job(store, settings, dispatcher),
+        "detect": detect_job(store, settings, dispatcher),
         "report": report_job(settings),
         "retention": retention_job(store, settings),
     }
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("driftscope")
     except PackageNotFoundError:

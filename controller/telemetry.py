@@ -20,10 +20,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from collector.store import Store
+from store import findings as store_findings
+from store.connection import Store
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -64,11 +69,6 @@ def configure_tracing(endpoint: str, service_version: str) -> trace.Tracer:
     """A tracer exporting to ``endpoint`` (OTLP/HTTP base URL), or a no-op one when empty."""
     if not endpoint:
         return trace.NoOpTracer()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
     resource = Resource.create({"service.name": "driftscope", "service.version": service_version})
     provider = TracerProvider(resource=resource)
     exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces", timeout=10)
@@ -98,18 +98,10 @@ class FindingsCollector(Collector):
         )
         con = self.store.cursor()
         try:
-            if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'findings'").fetchone() == (1,):
-                for sev, det, svc, n in con.execute(
-                    "SELECT severity, detector, coalesce(service, ''), count(*) FROM findings "
-                    "WHERE status != 'resolved' GROUP BY ALL ORDER BY ALL"
-                ).fetchall():
-                    open_.add_metric([sev, det, svc], n)
-                for svc, op, kind, det, score in con.execute(
-                    "SELECT coalesce(service, ''), coalesce(operation, ''), kind, detector, max(score) FROM findings "
-                    "WHERE status != 'resolved' GROUP BY ALL ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT ?",
-                    [self.top],
-                ).fetchall():
-                    scores.add_metric([svc, op, kind, det], score)
+            for sev, det, svc, n in store_findings.open_counts(con):
+                open_.add_metric([sev, det, svc], n)
+            for svc, op, kind, det, score in store_findings.top_scores(con, self.top):
+                scores.add_metric([svc, op, kind, det], score)
         finally:
             con.close()
         yield open_

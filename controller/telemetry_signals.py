@@ -19,7 +19,9 @@ from prometheus_client.registry import Collector
 
 from analysis import data_window, signals
 from analysis.baselines import trailing_baseline
-from collector.store import Store
+from store import rollups as store_rollups
+from store.connection import Store
+from store.raw import rollup_end
 
 KINDS = {"rate": 1.0, "error_ratio": 1.0, "latency_p99": 1e-9}
 """Signal kind -> factor to the exported unit (requests/s, ratio in [0, 1], seconds)."""
@@ -52,15 +54,10 @@ class SignalsCollector(Collector):
         )
         con = self.store.cursor()
         try:
-            tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-            if "rollup_spans" in tables and con.execute("SELECT count(*) FROM rollup_spans").fetchone() != (0,):
+            if rollup_end(con) is not None:
                 self._signals(con, value, band)
-            if "deploy_markers" in tables:
-                for service, version, first_ns in con.execute(
-                    "SELECT service_name, arg_max(service_version, first_seen), epoch_ns(max(first_seen)) "
-                    "FROM deploy_markers GROUP BY ALL ORDER BY 1"
-                ).fetchall():
-                    deploys.add_metric([service, version], first_ns / 1e9)
+            for service, version, first_ns in store_rollups.latest_deploys(con):
+                deploys.add_metric([service, version], first_ns / 1e9)
         finally:
             con.close()
         yield value

@@ -15,10 +15,11 @@ import numpy as np
 from analysis import Window
 from detectors.base import Detection, Detector, SeriesBatch, SignalKey, applies
 from detectors.batches import SPAN_KINDS, build_batch, demand
-from detectors.findings import Finding, Severity, effect_text
+from detectors.findings import Finding, effect_text
 from detectors.noise import NoiseControl, benjamini_hochberg, candidates
 from detectors.registry import DETECTORS, RetryFeedback
 from detectors.sparse import SparseShift
+from store.findings import Severity
 
 METRIC_KINDS = ("gauge", "histogram_p50")
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis import rollup_all
-from collector.store import Store
 from investigations.config import InvestigationsConfig
 from investigations.environment import Trigger
 from investigations.policy import Policy
@@ -27,6 +26,7 @@ from simulator.labels import FaultLabel
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import Scenario, load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 NS_PER_MIN = 60_000_000_000
 SKIPPED = {"slow-drift": "a 1 %/day leak over 96 h is not an incident-window investigation"}

@@ -17,8 +17,6 @@ from typing import Any
 
 import orjson
 
-from collector.store import Store
-from investigations import store as inv_store
 from investigations.budget import Budget, BudgetExhausted, Limits
 from investigations.config import InvestigationsConfig
 from investigations.environment import Environment, Step, Trigger
@@ -27,6 +25,8 @@ from investigations.redact import Redactor, sensitive_values_sql
 from investigations.report import Claim, Report, ToolCall, partial_report, render_markdown
 from investigations.snapshot import IncidentWindow, Snapshot, SnapshotError
 from investigations.verify import verify_report
+from store import investigations as inv_store
+from store.connection import Store
 
 
 @dataclass(frozen=True)

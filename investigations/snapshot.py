@@ -12,7 +12,6 @@ replay, audits) sees the same data.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import threading
 from collections.abc import Callable
@@ -22,7 +21,8 @@ from typing import Any, TypeVar
 
 import duckdb
 
-NS_PER_S = 1_000_000_000
+from store.timeconv import NS_PER_S, iso_from_ns, naive_from_ns
+
 SNAPSHOT_FILE = "snapshot.duckdb"
 T = TypeVar("T")
 
@@ -68,16 +68,13 @@ class IncidentWindow:
         return out
 
 
-def to_timestamp(ns: int) -> dt.datetime:
-    """A naive UTC datetime (microseconds) of a nanosecond timestamp, as DuckDB TIMESTAMP parameters want."""
-    return dt.datetime.fromtimestamp(ns // NS_PER_S, dt.UTC).replace(tzinfo=None) + dt.timedelta(
-        microseconds=(ns % NS_PER_S) // 1000
-    )
+to_timestamp = naive_from_ns
+"""A naive UTC datetime (microseconds) of a nanosecond timestamp, as DuckDB TIMESTAMP parameters want."""
 
 
 def iso(ns: int) -> str:
     """ISO-8601 UTC of a nanosecond timestamp (second precision)."""
-    return dt.datetime.fromtimestamp(ns / NS_PER_S, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_from_ns(ns, "seconds")
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,14 @@ from collections import Counter
 
 import duckdb
 
-from reports.model import SEVERITY_ORDER, DeployMarker, FindingView, ReportModel, SignalPlot
-from reports.read import count_signals, data_end_ns, read_deploys, read_findings, table_columns
+from reports.model import DeployMarker, FindingView, ReportModel, SignalPlot
+from reports.read import read_deploys, read_findings
 from reports.series import PLOTTABLE, plot_series, unit_of
+from store import investigations as store_investigations
+from store import rollups as store_rollups
+from store.findings import SEVERITIES
+from store.raw import data_end
+from store.timeconv import datetime_from_ns
 
 DAY_S = 86_400
 PLOTS_MAX = 12
@@ -33,7 +38,7 @@ def report_id(window_end_ns: int) -> str:
 
 
 def _utc(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC)
+    return datetime_from_ns(ns)
 
 
 def _when(ns: int, end_ns: int) -> str:
@@ -75,7 +80,7 @@ def headline(
         text += f" after deploy {deploy.service} {deploy.version}"
     affected = len({f.signal_key for f in findings})
     counts = Counter(f.severity for f in findings)
-    sev = ", ".join(f"{counts[s]} {s}" for s in SEVERITY_ORDER if counts[s])
+    sev = ", ".join(f"{counts[s]} {s}" for s in SEVERITIES if counts[s])
     plural = "s" if len(findings) != 1 else ""
     of = f"{affected} of {n_signals}" if n_signals >= affected else str(affected)  # no rollups: nothing to count
     return f"{text} — {len(findings)} finding{plural} on {of} signals ({sev}) in the last {span}."
@@ -122,22 +127,22 @@ def build_report(
 ) -> ReportModel:
     """The report of the ``window_s`` seconds ending at ``window_end_ns`` (data time, ns).
 
-    ``window_end_ns`` None means the end of the data (the newest rolled-up minute, else the
-    newest finding, else ``now_ns``). ``now_ns`` stamps ``created_at`` (default: the wall
-    clock, read here at the edge only). Plots (without their SVG; see ``reports.plots``)
-    cover the ``plots_max`` most severe affected signals.
+    ``window_end_ns`` None means the end of the data (``store.raw.data_end``, else ``now_ns``).
+    ``now_ns`` stamps ``created_at`` (default: the wall clock, read here at the edge only).
+    Plots (without their SVG; see ``reports.plots``) cover the ``plots_max`` most severe
+    affected signals.
     """
     if window_s <= 0:
         raise ValueError(f"window_s must be > 0 seconds, got {window_s}")
     if plots_max < 0:
         raise ValueError(f"plots_max must be >= 0, got {plots_max}")
     created = time.time_ns() if now_ns is None else now_ns
-    end_ns = window_end_ns if window_end_ns is not None else (data_end_ns(con) or created)
+    end_ns = window_end_ns if window_end_ns is not None else (data_end(con) or created)
     start_ns = end_ns - int(window_s * 1e9)
     findings = read_findings(con, start_ns, end_ns)
     deploys = read_deploys(con, start_ns - int(history_s * 1e9), end_ns)
     in_window = [d for d in deploys if d.time_ns >= start_ns]
-    n_signals = count_signals(con, start_ns, end_ns)
+    n_signals = store_rollups.count_series(con, start_ns, end_ns)
     plots, omitted = _plots(
         con,
         findings=findings,
@@ -157,9 +162,9 @@ def build_report(
         quiet=not findings,
         n_signals=n_signals,
         findings=tuple(findings),
-        by_severity={s: counts.get(s, 0) for s in SEVERITY_ORDER},
+        by_severity={s: counts.get(s, 0) for s in SEVERITIES},
         plots=tuple(plots),
         plots_omitted=omitted,
         deploys=tuple(in_window),
-        investigations_available=bool(table_columns(con, "investigations")),
+        investigations_available=store_investigations.any_investigation(con),
     )

@@ -28,19 +28,19 @@ error ratio 0..1, rates per second).
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict
 from typing import Any
 
 import orjson
 
 from reports.model import SCHEMA_VERSION, FindingView, ReportModel, SignalPlot
+from store.timeconv import iso_from_ns
 
 
 def _iso(ns: int | None) -> str | None:
     if ns is None:
         return None
-    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_from_ns(ns, "seconds")
 
 
 def _finding(f: FindingView) -> dict[str, Any]:

@@ -17,8 +17,6 @@ SCHEMA_VERSION = 1
 """Version of the JSON form (``report.json``); bumped on any incompatible change."""
 
 Category = Literal["performance", "invariant", "log_template"]
-SEVERITY_ORDER: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
-"""Rank of each severity, most severe first; unknown severities sort last."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ one line of text; values wrapped in ``MdSafe`` (code fences built here) pass unc
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import jinja2
 from markupsafe import Markup
 
 from reports.model import SCHEMA_VERSION, ReportModel
+from store.timeconv import datetime_from_ns
 
 TEMPLATES = Path(__file__).parent / "templates"
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#])")
@@ -55,7 +55,7 @@ def when(ns: int | None) -> str:
     """``2026-03-09 02:00 UTC`` (empty for None)."""
     if ns is None:
         return ""
-    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime_from_ns(ns).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def num(value: float | None, digits: int = 3) -> str:

@@ -18,6 +18,7 @@ import polars as pl
 from analysis import SignalKind, Window, signals
 from analysis.baselines import auto_baseline
 from reports.model import PlotSeries
+from store.timeconv import NS_PER_S, naive_from_ns
 
 PLOTTABLE: frozenset[str] = frozenset(get_args(SignalKind))
 """Signal kinds ``analysis.signals`` can read, hence plot."""
@@ -38,7 +39,7 @@ def unit_of(kind: str) -> tuple[float, str]:
 
 
 def _naive_utc(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC).replace(tzinfo=None)
+    return naive_from_ns(ns - ns % NS_PER_S)
 
 
 def resolution_for(window_s: float) -> int:

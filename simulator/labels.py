@@ -9,13 +9,13 @@ for invariant faults, by the invariant that breaks (``trace_roots``, ``log_templ
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from simulator.plan import Plan
 from simulator.scenario import Fault
+from store.timeconv import iso_from_ns
 
 NS_PER_MIN = 60_000_000_000
 
@@ -59,7 +59,7 @@ class GroundTruth:
 
 
 def _iso(ns: int) -> str:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+    return iso_from_ns(ns)
 
 
 def visits_per_request(plan: Plan) -> np.ndarray:

@@ -38,6 +38,7 @@ from simulator.labels import visits_per_request
 from simulator.plan import Plan
 from simulator.scenario import Scenario
 from simulator.world_faults import FAULT_KINDS, MIN_EFFECT, add_batch_job, draw_fault, draw_perturbation, utilisation
+from simulator.world_hostile import make_hostile
 from simulator.world_topology import Topology, draw_topology
 
 __all__ = [
@@ -279,7 +280,5 @@ def generate_world(seed: int, config: WorldConfig | None = None) -> World:
         scenario = draw_fault(rng, scenario, kind, start_min=INCIDENT_MIN, end_min=window_end, notes=notes)
         scenario, window_end = _runs_enough(scenario, window_end, notes)
     if hostile:
-        from simulator.world_hostile import make_hostile
-
         scenario = make_hostile(rng, scenario, notes)
     return World(seed, scenario, category, perturbation, history_min, window_end, hostile, capped, tuple(notes))

@@ -12,7 +12,7 @@ from serverproc import ServerProc
 
 from collector.decode_json import decode_json
 from collector.decode_proto import decode_proto
-from collector.schema import RAW_TABLES
+from store.schema_raw import RAW_TABLES
 
 
 @pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])

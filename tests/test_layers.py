@@ -1,7 +1,8 @@
-"""The layers of DESIGN.md, enforced: each package imports only the stages before it.
+"""The layers of DESIGN.md, enforced: each package imports only the stages before it, and no
+module imports itself back through any chain, lazy (function-level) imports included.
 
-``collector.store`` is the one store-access layer (connections, migrations, Arrow reads) that every
-stage owning tables may use; the rest of ``collector`` is ingest and stays private to it.
+``store`` is the bottom layer: every table's schema, migrations and queries; every stage that
+reads or writes tables goes through it, and it imports no other package.
 """
 
 from __future__ import annotations
@@ -12,39 +13,132 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("collector", "analysis", "detectors", "controller", "investigations", "reports", "simulator", "dashboards")
+PACKAGES = (
+    "store", "collector", "analysis", "detectors", "controller", "investigations", "reports", "simulator",
+    "dashboards", "adversary",
+)  # fmt: skip
 
-STORE_LAYER = "collector.store"
 FORBIDDEN: dict[str, set[str]] = {
-    "collector": set(PACKAGES) - {"collector"},
-    "analysis": {"detectors", "controller", "investigations", "reports", "dashboards", "simulator"},
+    "store": set(PACKAGES) - {"store"},
+    "collector": set(PACKAGES) - {"collector", "store"},
+    "analysis": {"collector", "detectors", "controller", "investigations", "reports", "dashboards", "simulator"},
     "detectors": {"collector", "controller", "investigations", "reports", "dashboards", "simulator"},
-    "investigations": {"controller", "reports", "dashboards"},
-    "reports": {"detectors", "controller", "dashboards"},
-    "simulator": {"analysis", "detectors", "controller", "investigations", "reports", "dashboards"},
-    "dashboards": {"collector", "analysis", "detectors", "investigations", "reports", "simulator"},
+    "investigations": {"collector", "controller", "reports", "dashboards", "adversary"},
+    "reports": {"collector", "detectors", "controller", "dashboards", "adversary"},
+    "simulator": {"analysis", "detectors", "controller", "investigations", "reports", "dashboards", "adversary"},
+    "dashboards": {"store", "collector", "analysis", "detectors", "investigations", "reports", "simulator"},
+    "adversary": {"controller", "collector", "reports", "dashboards"},
     "controller": set(),
 }
+"""Packages each package must not import (controller wires everything; nothing imports adversary
+but the CLI)."""
 
 
-def _imported_packages(path: Path) -> set[str]:
+def _modules() -> dict[str, Path]:
+    """Every first-party module by dotted name (packages by their ``__init__``)."""
+    out: dict[str, Path] = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """First-party modules ``name`` imports anywhere in its body (top level or inside functions)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_package = path.name == "__init__.py"
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names if alias.name != STORE_LAYER)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module != STORE_LAYER:
-            found.add(node.module.split(".")[0])
-    return found & set(PACKAGES)
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, base] if base else anchor)
+            # ``from pkg import mod`` imports the module pkg.mod when there is one, else a name of pkg.
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        for imported in targets:
+            target = imported
+            while target and target not in MODULES:  # ``import a.b.c`` of a name: its nearest module
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
 
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_package_imports_respect_the_layers(package: str) -> None:
-    files = sorted((ROOT / package).rglob("*.py"))
-    assert files, f"package {package} has no modules"
     violations = [
-        f"{path.relative_to(ROOT)} imports {bad}"
-        for path in files
-        for bad in sorted(_imported_packages(path) & FORBIDDEN[package])
+        f"{MODULES[name].relative_to(ROOT)} imports {target}"
+        for name, targets in GRAPH.items()
+        if name.split(".")[0] == package
+        for target in sorted(targets)
+        if target.split(".")[0] in FORBIDDEN[package]
     ]
     assert violations == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    out.append(sorted(component))
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycles(package: str) -> None:
+    """No chain of imports (lazy ones included) leads from a module of ``package`` back to itself."""
+    cycles = [c for c in _cycles(GRAPH) if any(m.split(".")[0] == package for m in c)]
+    assert cycles == []

@@ -16,10 +16,11 @@ import pytest
 
 from analysis import RollupConfig, Window, distributions, latency_quantiles, rollup_all, signals
 from analysis.histogram import ALPHA
-from collector.store import Store, fetch_arrow
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store, fetch_arrow
+from store.migrations import migrate_all
 
 ROLLUPS = ("rollup_spans", "rollup_logs", "rollup_sums", "rollup_gauges", "rollup_histograms", "rollup_exp_histograms")
 
@@ -199,9 +200,7 @@ def test_wide_latency_quantiles_equal_single_signals(store: Store, resolution_s:
 
 def test_histogram_series_with_different_bounds_merge_with_a_stated_error(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "h.duckdb"))
-    from analysis.rollup import ensure_schema
-
-    ensure_schema(con)
+    migrate_all(con)
     rows = [
         ([1.0, 2.0, 4.0], [10, 10, 10, 0]),
         ([1.0, 2.0, 4.0], [0, 5, 5, 0]),
@@ -223,9 +222,7 @@ def test_histogram_series_with_different_bounds_merge_with_a_stated_error(tmp_pa
 def test_a_bucket_of_time_with_one_observation_reports_the_observation(tmp_path: Path) -> None:
     """A batch job's run: its quantiles are its duration (the sum), not the middle of the bucket it fell in."""
     con = duckdb.connect(str(tmp_path / "h.duckdb"))
-    from analysis.rollup import ensure_schema
-
-    ensure_schema(con)
+    migrate_all(con)
     bounds = [120.0, 300.0, 600.0]
     rows = [
         ("2026-03-02 00:00", "a", [0, 0, 1, 0], 479.7),  # one run: exact

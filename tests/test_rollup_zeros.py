@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from analysis import RollupConfig, Window, rollup_all, signals
-from collector.store import Store
 from detectors.run import DetectionConfig, detect
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import parse_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 OUTAGE = """
 extends = "mini"

@@ -9,11 +9,11 @@ import duckdb
 import pytest
 from serverproc import start_server
 
-from collector.schema import RAW_TABLES
-from collector.store import Store
 from simulator.run import simulate
 from simulator.scenario import ScenarioError, library, load_scenario, parse_scenario
 from simulator.sinks import OtlpSink, StoreSink
+from store.connection import Store
+from store.schema_raw import RAW_TABLES
 
 MINI = "mini"
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from collector.store import Store
 from simulator.labels import ExpectedSignal
 from simulator.run import simulate
 from simulator.scenario import Scenario, library, load_scenario, parse_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 ONE_OP = """
 name = "one-op"

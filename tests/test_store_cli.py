@@ -14,9 +14,9 @@ import pytest
 from otlp_json import EXAMPLES
 
 from collector.decode_json import decode_json
-from collector.schema import RAW_TABLES, SCHEMA_VERSION
-from collector.store import Store, StoreVersionError, query_readonly
 from controller.config import ConfigError, load_config
+from store import Store, StoreVersionError, query_readonly
+from store.schema_raw import RAW_TABLES, SCHEMA_VERSION
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

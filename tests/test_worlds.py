@@ -10,7 +10,6 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.store import Store
 from simulator.run import simulate
 from simulator.scenario import parse_scenario
 from simulator.scenario_toml import dump_scenario
@@ -18,6 +17,7 @@ from simulator.sinks import StoreSink
 from simulator.world_faults import MIN_EFFECT, demand_at, rate_utilisation
 from simulator.world_hostile import INJECTIONS
 from simulator.worlds import FAULT_KINDS, INCIDENT_MIN, PERTURBATIONS, WorldConfig, generate_world
+from store.connection import Store
 
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.decode_proto import decode_proto
-from collector.schema import MIGRATIONS
-from collector.store import Store, fetch_arrow
 from collector.writer import JSON_COLUMNS, IngestQueue, QueueLimits, as_json
+from store.connection import Store, fetch_arrow
+from store.schema_raw import MIGRATIONS
 
 
 def test_json_columns_match_the_schema() -> None:

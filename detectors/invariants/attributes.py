@@ -18,10 +18,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from collector.store import fetch_arrow
 from detectors.invariants.model import Invariant, Violation
 from detectors.invariants.sqltext import fetch_rows, json_path, lits, op_sql, sampled_spans_sql, window_sql
 from detectors.invariants.stats import ALPHA, MIN_COUNTEREXAMPLES, MIN_SUPPORT, confidence, exception_p_value
+from store.connection import fetch_arrow
 
 MAX_VALUES = 10
 """Largest one-of value set proposed."""

@@ -16,10 +16,10 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from collector.store import fetch_arrow
 from detectors.invariants.model import Invariant, Violation
 from detectors.invariants.sqltext import lit, window_sql
 from detectors.invariants.stats import MIN_SUPPORT, confidence
+from store.connection import fetch_arrow
 
 MIN_TOLERANCE = 0.05
 """Relative imbalance always tolerated (clock skew, spans crossing a minute boundary)."""

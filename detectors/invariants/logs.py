@@ -26,7 +26,6 @@ import polars as pl
 from drain3 import TemplateMiner  # type: ignore[import-untyped]
 from drain3.template_miner_config import TemplateMinerConfig  # type: ignore[import-untyped]
 
-from collector.store import fetch_arrow
 from detectors.invariants.model import Invariant, Violation
 from detectors.invariants.sqltext import fetch_rows, lit, window_sql
 from detectors.invariants.stats import (
@@ -37,6 +36,7 @@ from detectors.invariants.stats import (
     exception_p_value,
     shift_p_value,
 )
+from store.connection import fetch_arrow
 
 WILDCARD = "<*>"
 SHIFT_FACTOR = 3.0

@@ -1,4 +1,4 @@
-"""The ``Invariant`` value, its table ``invariants`` and the one writer of that table.
+"""The ``Invariant`` value and its round trip through table ``invariants`` (``store.invariants``).
 
 An invariant is a law learned from (or declared for) a window: "every checkout:PlaceOrder
 server span carries payment.method", "frontend:GET / calls catalog:ListProducts". It is
@@ -16,9 +16,8 @@ from typing import Any, Literal
 
 import duckdb
 import orjson
-import pyarrow as pa
 
-from collector.store import fetch_arrow, migrate
+from store import invariants as store_invariants
 
 InvariantKind = Literal[
     "attribute_present",
@@ -41,25 +40,6 @@ InvariantKind = Literal[
     "boundary",
 ]
 KINDS: tuple[str, ...] = InvariantKind.__args__  # type: ignore[attr-defined]
-
-_V1 = """
-CREATE TABLE invariants (
-    id VARCHAR PRIMARY KEY,
-    kind VARCHAR NOT NULL,
-    service VARCHAR,
-    operation VARCHAR,
-    span_kind VARCHAR,
-    subject VARCHAR,
-    params JSON,
-    support BIGINT NOT NULL,
-    confidence DOUBLE NOT NULL,
-    source VARCHAR NOT NULL,
-    learned_from TIMESTAMP_NS,
-    learned_to TIMESTAMP_NS
-);
-"""
-MIGRATIONS = (_V1,)
-VERSION_TABLE = "invariants_schema_version"
 
 
 @dataclass(frozen=True)
@@ -95,60 +75,25 @@ class Invariant:
         return " ".join(p for p in parts if p)
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create or migrate table ``invariants``."""
-    migrate(con, MIGRATIONS, VERSION_TABLE)
-
-
 def save_invariants(
     con: duckdb.DuckDBPyConnection, invariants: list[Invariant], learned_from_ns: int, learned_to_ns: int
 ) -> int:
     """Replace the stored learned invariants with ``invariants``; return how many were written."""
-    ensure_schema(con)
-    rows = {
-        "id": [i.id for i in invariants],
-        "kind": [i.kind for i in invariants],
-        "service": [i.service for i in invariants],
-        "operation": [i.operation for i in invariants],
-        "span_kind": [i.span_kind for i in invariants],
-        "subject": [i.subject for i in invariants],
-        "params": [orjson.dumps(i.params).decode() for i in invariants],
-        "support": [i.support for i in invariants],
-        "confidence": [i.confidence for i in invariants],
-        "source": [i.source for i in invariants],
-    }
-    table = pa.table(rows)
-    con.execute("BEGIN")
-    try:
-        con.execute("DELETE FROM invariants WHERE source = 'learned'")
-        con.register("_invariants_batch", table)
-        try:
-            con.execute(
-                "INSERT INTO invariants SELECT DISTINCT ON (id) id, kind, service, operation, span_kind, subject, "
-                "params::JSON, support, confidence, source, make_timestamp_ns($f), make_timestamp_ns($t) "
-                "FROM _invariants_batch WHERE id NOT IN (SELECT id FROM invariants)",
-                {"f": learned_from_ns, "t": learned_to_ns},
-            )
-        finally:
-            con.unregister("_invariants_batch")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    rows = [
+        {"id": i.id, "kind": i.kind, "service": i.service, "operation": i.operation, "span_kind": i.span_kind,
+         "subject": i.subject, "params": orjson.dumps(i.params).decode(), "support": i.support,
+         "confidence": i.confidence, "source": i.source}
+        for i in invariants
+    ]  # fmt: skip
+    store_invariants.replace_learned(con, rows, learned_from_ns, learned_to_ns)
     return len(invariants)
 
 
 def load_invariants(con: duckdb.DuckDBPyConnection) -> tuple[list[Invariant], int | None]:
     """The stored invariants and the end of the window they were learned on (ns; None when empty)."""
-    ensure_schema(con)
-    table = fetch_arrow(
-        con,
-        "SELECT kind, service, operation, span_kind, subject, params::VARCHAR AS params, support, confidence, "
-        "source, epoch_ns(learned_to) AS learned_to FROM invariants ORDER BY id",
-    )
     out: list[Invariant] = []
     learned_to: int | None = None
-    for row in table.to_pylist():
+    for row in store_invariants.load_rows(con):
         learned_to = row["learned_to"] if learned_to is None else max(learned_to, row["learned_to"] or 0)
         out.append(
             Invariant(

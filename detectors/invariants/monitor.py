@@ -11,19 +11,20 @@ returns Findings carrying counterexamples and the SQL that reproduces them.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import duckdb
 
 from analysis import Window
 from detectors.base import SignalKey
-from detectors.findings import Finding, Severity
+from detectors.findings import Finding
 from detectors.invariants import attributes, conservation, logs, physics, structure
 from detectors.invariants.boundaries import check_boundaries
 from detectors.invariants.model import Invariant, Violation, load_invariants
 from detectors.invariants.slo import check_slos
 from detectors.invariants.spec import Spec, load_spec
+from store.findings import Severity
+from store.timeconv import ns_from_datetime
 
 DEFAULT_HISTORY_S = 24 * 3600
 """Baseline length learned from when no invariants are stored: the day before the window."""
@@ -37,12 +38,6 @@ _SEVERITY: dict[str, Severity] = {
     "boundary": "critical",
     "invariant_slo": "critical",
 }
-
-
-def to_ns(moment: dt.datetime) -> int:
-    """Nanoseconds since the epoch of a naive-UTC or aware datetime."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return int(aware.timestamp()) * 1_000_000_000 + aware.microsecond * 1000
 
 
 def extract(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> list[Invariant]:
@@ -125,7 +120,7 @@ def detect_invariants(con: duckdb.DuckDBPyConnection, window: Window, spec_path:
     ``invariants`` table (when learned before the window ends), or a fresh extraction over
     the ``DEFAULT_HISTORY_S`` before the window. A spec's boundary rules are checked too.
     """
-    start_ns, end_ns = to_ns(window.start), to_ns(window.end)
+    start_ns, end_ns = ns_from_datetime(window.start), ns_from_datetime(window.end)
     spec: Spec | None = load_spec(spec_path) if spec_path is not None else None
     if spec is not None:
         laws = spec.to_invariants()

@@ -25,11 +25,12 @@ import numpy as np
 import polars as pl
 
 from analysis import Window, signals
-from collector.store import fetch_arrow
 from detectors.invariants.conservation import MIN_CLIENTS_PER_MINUTE, MIN_MINUTES, PERSISTENCE, broken_minutes
 from detectors.invariants.model import Invariant, Violation
 from detectors.invariants.sqltext import lit, window_sql
 from detectors.invariants.stats import MIN_SUPPORT, confidence
+from store.connection import fetch_arrow
+from store.timeconv import naive_from_ns, ns_from_datetime
 
 MAX_RATIO_SPREAD = 0.5
 """A ratio (counters, or gauge to busy time) is proposed only if no busy baseline minute strays further (relative)."""
@@ -44,14 +45,10 @@ FROM spans WHERE {win} AND span_kind = 'SERVER' GROUP BY ALL
 """
 
 
-def _dt(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).replace(tzinfo=None)
-
-
 def _signal(con: duckdb.DuckDBPyConnection, kind: str, start_ns: int, end_ns: int, metric: str | None) -> pl.DataFrame:
     """A rollup signal, or an empty frame when the store has no rollups yet."""
     try:
-        return signals(con, kind, Window(_dt(start_ns), _dt(end_ns), 60), metric=metric)  # type: ignore[arg-type]
+        return signals(con, kind, Window(naive_from_ns(start_ns), naive_from_ns(end_ns), 60), metric=metric)  # type: ignore[arg-type]
     except duckdb.CatalogException:
         return pl.DataFrame()
 
@@ -191,6 +188,6 @@ def _violation(
 ) -> Violation:
     first = times[int(idx[0])]
     assert isinstance(first, dt.datetime)
-    change = int(first.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+    change = ns_from_datetime(first)  # a minute's start: whole seconds, exact either way
     evidence = {"law": inv.params, "first_broken_minute": str(first), **evidence}
     return Violation(inv, "invariant_conservation", len(idx), len(times), float(np.min(p[idx])), change, text, evidence)

@@ -12,11 +12,11 @@ import duckdb
 import polars as pl
 from scipy import stats as sps
 
-from collector.store import fetch_arrow
 from detectors.invariants.model import Invariant, Violation
 from detectors.invariants.spec import SloSpec
 from detectors.invariants.sqltext import lit, window_sql
 from detectors.invariants.stats import ALPHA
+from store.connection import fetch_arrow
 
 MIN_REQUESTS = 1000
 

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collector.store import fetch_arrow
+from store.connection import fetch_arrow
 
 
 def lit(value: str | None) -> str:

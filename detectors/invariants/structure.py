@@ -20,7 +20,6 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from collector.store import fetch_arrow
 from detectors.invariants.model import Invariant, Violation
 from detectors.invariants.sqltext import fetch_rows, op_sql, sampled_spans_sql, window_sql
 from detectors.invariants.stats import (
@@ -31,6 +30,7 @@ from detectors.invariants.stats import (
     drop_p_value,
     exception_p_value,
 )
+from store.connection import fetch_arrow
 
 CHILD_MARGIN_NS = 120 * 10**9
 """Children of a window's parents may start this long after its end (async work, queues)."""

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
-from collector.store import fetch_arrow
 from detectors.invariants.sqltext import window_sql
+from store.connection import fetch_arrow
 
 PARENT_MARGIN_NS = 300 * 10**9
 """A parent may start up to this long before or after the window and still count as arrived."""

@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 
 from analysis.deltas import histogram_deltas
-from collector.store import fetch_arrow
+from store.connection import fetch_arrow
 
 __all__ = [
     "Scope",

@@ -25,6 +25,7 @@ Every assumption is written to ``notes``. The draft is then validated like any c
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 from dataclasses import dataclass
@@ -190,8 +191,6 @@ def _attributes(op: str, facts: SystemFacts, caller: OperationFacts | None) -> l
 
 
 def _glob_re(patterns: list[str]) -> str:
-    import fnmatch
-
     return "|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)
 
 

@@ -19,10 +19,10 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from collector.store import fetch_arrow
 from detectors.invariants.attributes import OUTCOME_KEY
 from detectors.invariants.model import Invariant
 from detectors.invariants.spec import Spec
+from store.connection import fetch_arrow
 
 __all__ = ["OperationFacts", "ServiceFacts", "SystemFacts", "build_facts", "read_baselines"]
 

@@ -9,8 +9,8 @@ from typing import Any
 import duckdb
 from prometheus_client import CollectorRegistry
 
-from collector.store import Store
 from controller.jobs import JobRunner
+from store.connection import Store
 
 
 class _Clock:

@@ -19,11 +19,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from serverproc import ServerProc, start_server
 
 from analysis import rollup_all
-from collector.store import Store
 from reports import generate_report
 from simulator.run import simulate
 from simulator.scenario import load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 API_TOKEN = "api-secret"
 INGEST_TOKEN = "ingest-secret"

@@ -34,12 +34,12 @@ from promstack import (
 )
 from serverproc import ServerProc, start_server
 
-from collector.store import Store
 from dashboards import metrics
 from dashboards.generate import GENERATED_DIR
 from simulator.run import simulate
 from simulator.scenario import load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 TOKEN = "dashboards-test-token"
 BUILTINS = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s"}

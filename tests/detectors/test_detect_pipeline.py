@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import Window, rollup_all
-from collector.store import Store
-from detectors.findings import write_findings
 from detectors.run import DetectionConfig, detect
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
+from store.findings import write_findings
 
 
 def _scenario_findings(tmp_path: Path, name: str, rate: float) -> tuple[list[object], Store]:

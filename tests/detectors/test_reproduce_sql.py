@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector.store import Store
 from detectors.base import SeriesBatch, SignalKey
 from detectors.run import _reproduce_sql
+from store.connection import Store
 
 
 @pytest.mark.parametrize("name", ["o'reilly-api", "caf\u00e9-\u202eredro", "x'); DROP TABLE spans; --"])

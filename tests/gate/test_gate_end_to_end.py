@@ -14,13 +14,13 @@ import requests
 from click.testing import CliRunner
 from serverproc import start_server
 
-from collector.store import Store
 from controller.cli_gate import gate
 from controller.gate import GateRequest, SideSpec, align_baseline, parse_side, run_gate
 from detectors.judge import Scope
 from simulator.run import simulate
 from simulator.scenario import Deploy, Fault, Scenario, load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 DEPLOY_MIN = 60
 VERSIONS = ["--baseline", "version=1.0.0", "--candidate", "version=1.1.0", "--service", "api"]

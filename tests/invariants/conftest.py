@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from invariant_scenario import END_MIN, MINI_FAULTS
 
-from collector.store import Store
 from simulator.run import simulate
 from simulator.scenario import parse_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 
 @pytest.fixture(scope="session")

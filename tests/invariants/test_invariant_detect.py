@@ -10,9 +10,9 @@ import pytest
 from invariant_scenario import FAULT_MIN, at
 
 from analysis import Window
-from detectors.findings import write_findings
 from detectors.invariants.model import Invariant, load_invariants, save_invariants
 from detectors.invariants.monitor import check, detect_invariants, extract
+from store.findings import write_findings
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import polars as pl
 import pyarrow as pa
 
 from analysis import rollup_all
-from collector.store import Store
 from detectors.invariants.monitor import check, extract
 from detectors.invariants.physics import counter_minutes, learn_physics
+from store.connection import Store
 
 NS_MIN = 60_000_000_000
 T0 = 1_772_409_600_000_000_000

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from analysis import Window
-from collector.store import Store
 from detectors.findings import Finding
 from detectors.invariants.monitor import detect_invariants
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 SPEC = Path(__file__).resolve().parents[2] / "simulator" / "specs" / "platform.yaml"
 NS_MIN = 60_000_000_000

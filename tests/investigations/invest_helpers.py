@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from analysis import rollup_all
-from collector.store import Store
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 NS_PER_MIN = 60_000_000_000
 Step = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import rollup_all
-from collector.store import Store
 from investigations.config import InvestigationsConfig
 from investigations.environment import Trigger
 from investigations.playbook import PlaybookPolicy
@@ -15,6 +14,7 @@ from investigations.snapshot import IncidentWindow
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import parse_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 NS_MIN = 60_000_000_000
 

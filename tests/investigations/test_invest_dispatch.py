@@ -10,10 +10,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from controller.api_alerts import alert_requests
-from controller.dispatch import Dispatcher, Request, ensure_schema, finding_requests
+from controller.dispatch import Dispatcher, Request, finding_requests
 from detectors.base import SignalKey
-from detectors.findings import Finding, Severity, write_findings
+from detectors.findings import Finding
 from investigations.config import InvestigationsConfig
+from store.findings import Severity, write_findings
+from store.migrations import migrate_all
 
 NOW = 1_772_409_600_000_000_000
 
@@ -47,6 +49,7 @@ def _count(reg: CollectorRegistry, source: str, action: str, reason: str) -> flo
 
 def test_findings_dispatch_only_when_severe_and_persistent_then_cool_down(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "d.duckdb"))
+    migrate_all(con)
     reg = CollectorRegistry()
     d = Dispatcher(InvestigationsConfig(persistence_runs=2, min_severity="warning", cooldown_s=3_600), reg)
     found = [_finding("PlaceOrder", "warning"), _finding("Quote", "info")]
@@ -71,6 +74,7 @@ def test_findings_dispatch_only_when_severe_and_persistent_then_cool_down(tmp_pa
 
 def test_concurrency_daily_budget_and_resolved_alerts(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "d.duckdb"))
+    migrate_all(con)
     reg = CollectorRegistry()
     d = Dispatcher(InvestigationsConfig(concurrency=1, daily_tokens=1_000), reg)
     a = d.decide(con, _req("a"), NOW)
@@ -81,7 +85,6 @@ def test_concurrency_daily_budget_and_resolved_alerts(tmp_path: Path) -> None:
     assert d.decide(con, _req("m", source="manual", severity="info"), NOW).reason == "concurrency"
     d.release(con, a.request, NOW, None)
     assert reg.get_sample_value("driftscope_investigations_running") == 0
-    ensure_schema(con)
     con.execute(
         "INSERT INTO investigations (id, fingerprint, trigger, policy, status, title, window_start, window_end, "
         "baseline_start, started_at, tokens) VALUES ('x', 'f', 'manual', 'claude', 'complete', 't', "
@@ -97,6 +100,7 @@ def test_same_state_and_clock_give_the_same_decisions(tmp_path: Path) -> None:
     outcomes = []
     for run in range(2):
         con = duckdb.connect(str(tmp_path / f"r{run}.duckdb"))
+        migrate_all(con)
         d = Dispatcher(InvestigationsConfig(concurrency=2), CollectorRegistry())
         outcomes.append([d.decide(con, _req(fp), NOW + i).reason for i, fp in enumerate("abacdb")])
         con.close()

@@ -10,8 +10,6 @@ import duckdb
 import pytest
 from invest_helpers import build_store, minute_ns
 
-from collector.store import Store
-from investigations import store as inv_store
 from investigations.config import InvestigationsConfig
 from investigations.environment import Trigger
 from investigations.playbook import PlaybookPolicy
@@ -20,6 +18,8 @@ from investigations.report import Claim, Report, ToolCall
 from investigations.run import investigate
 from investigations.snapshot import IncidentWindow, Snapshot, SnapshotError
 from investigations.tools import TOOLS, run_tool, tool_definitions
+from store import investigations as inv_store
+from store.connection import Store
 
 WINDOW = IncidentWindow.around(minute_ns(175), minute_ns(220), 7_200)
 
@@ -191,7 +191,8 @@ def test_a_persistent_finding_dispatches_an_investigation_linked_to_it(
 
     from controller.dispatch import Dispatcher, dispatch_findings
     from detectors.base import SignalKey
-    from detectors.findings import Finding, write_findings
+    from detectors.findings import Finding
+    from store.findings import write_findings
 
     finding = Finding(
         "level_shift",
@@ -215,10 +216,10 @@ def test_a_persistent_finding_dispatches_an_investigation_linked_to_it(
         config = InvestigationsConfig(out_dir=str(tmp_path / "out"), persistence_runs=2)
         dispatcher = Dispatcher(config, CollectorRegistry())
         first = dispatch_findings(store, dispatcher, lambda cfg: PlaybookPolicy(), minute_ns(200))
-        assert [d.reason for d in first] == ["not_persistent"]
+        assert [d.decision.reason for d in first] == ["not_persistent"]
         write_findings(con, [finding], minute_ns(210), 1_800)
         second = dispatch_findings(store, dispatcher, lambda cfg: PlaybookPolicy(), minute_ns(210))
-        assert [d.action for d in second] == ["dispatch"]
+        assert [d.decision.action for d in second] == ["dispatch"] and second[0].outcome is not None
         row = con.execute(
             "SELECT i.status, i.report->>'$.candidates[0].service', d.investigation_id = i.id FROM investigations i "
             "JOIN dispatch_decisions d ON d.finding_id = i.finding_id AND d.action = 'dispatch' WHERE i.finding_id = ?",

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from invest_helpers import build_store, minute_ns
 from prometheus_client import CollectorRegistry
 
-from collector.store import Store
 from controller.api import api_app
 from controller.api_alerts import alert_routes
 from controller.cli_investigate import gym, investigate
@@ -24,6 +23,7 @@ from controller.config import load_config
 from investigations.config import InvestigationsConfig
 from investigations.playbook import PlaybookPolicy
 from investigations.snapshot import iso
+from store.connection import Store
 
 
 @pytest.fixture(scope="module")

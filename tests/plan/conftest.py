@@ -18,12 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "investigations"))
 
 from receipts_repo import SPEC, make_repo, run_pytest
 
-from collector.store import Store
 from detectors.invariants.spec import load_spec
 from detectors.planning.facts import SystemFacts, build_facts, read_baselines
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
 
 NS_MIN = 60_000_000_000
 FROM_MIN, DEPLOY_MIN, TO_MIN = 200, 240, 280

@@ -18,13 +18,14 @@ import duckdb
 import pytest
 
 from analysis import Window, rollup_all
-from collector.store import Store
 from detectors.base import SignalKey
-from detectors.findings import Finding, write_findings
+from detectors.findings import Finding
 from detectors.run import DetectionConfig, detect
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import load_scenario
 from simulator.sinks import StoreSink
+from store.connection import Store
+from store.findings import write_findings
 
 MINUTE_NS = 60 * 1_000_000_000
 

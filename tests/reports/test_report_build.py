@@ -15,12 +15,13 @@ import polars as pl
 from click.testing import CliRunner
 
 from analysis import Window, signals
-from collector.store import Store, migrate
 from controller.cli_report import report as report_command
 from detectors.base import SignalKey
-from detectors.findings import Finding, write_findings
+from detectors.findings import Finding
 from reports import build_report, generate_report, get_report, list_reports, write_report
-from reports.model import SEVERITY_ORDER
+from store import investigations as store_investigations
+from store.connection import Store
+from store.findings import severity_rank, write_findings
 
 Opener = Callable[[Path], duckdb.DuckDBPyConnection]
 QUIET = re.compile(r"^No drift: 0 findings across (\d+) signals in the last 24 h\.$")
@@ -42,7 +43,7 @@ def test_incident_report_ranks_findings_and_names_the_deploy(incident_store: Pat
     in_db = con.execute("SELECT count(*), max(epoch_ns(window_end)) FROM findings").fetchone()
     assert in_db is not None and len(model.findings) == in_db[0] > 0
     assert model.window_end_ns == in_db[1]  # the data ends where detection's window ended
-    ranks = [(SEVERITY_ORDER[f.severity], -f.score) for f in model.findings]
+    ranks = [(severity_rank(f.severity), -f.score) for f in model.findings]
     assert ranks == sorted(ranks)
     assert sum(model.by_severity.values()) == len(model.findings)
     assert not model.quiet
@@ -197,15 +198,16 @@ def test_investigation_links_appear_once_the_table_has_rows(
     assert build_report(con, now_ns=0).investigations_available is False
     target = con.execute("SELECT id FROM findings ORDER BY id LIMIT 1").fetchone()
     assert target is not None
-    # The investigations stage owns this table; its minimum contract for reports is (id, finding_id).
-    con.execute("CREATE TABLE investigations (id VARCHAR, finding_id VARCHAR, status VARCHAR)")
-    con.execute("INSERT INTO investigations VALUES ('inv-1', ?, 'verified')", [target[0]])
+    store_investigations.start(con, {
+        "id": "inv-1", "finding_id": target[0], "fingerprint": "fp", "trigger": "finding", "policy": "playbook",
+        "title": "t", "window_start": 0, "window_end": 1, "baseline_start": 0, "snapshot_path": None, "started_at": 0,
+    })  # fmt: skip
     model = build_report(con, now_ns=0)
     linked = [f for f in model.findings if f.investigations]
     assert [f.id for f in linked] == [target[0]] and model.investigations_available
     paths = write_report(model, tmp_path / "out", ["html", "markdown"])
     assert 'href="/api/investigations/inv-1"' in paths["html"].read_text()
-    assert "[inv-1](/api/investigations/inv-1)" in paths["markdown"].read_text()
+    assert "[t](/api/investigations/inv-1)" in paths["markdown"].read_text()  # the title links
 
 
 def test_hostile_telemetry_strings_are_text_in_every_form(tmp_path: Path) -> None:
@@ -213,9 +215,6 @@ def test_hostile_telemetry_strings_are_text_in_every_form(tmp_path: Path) -> Non
     store = Store(tmp_path / "hostile.duckdb")
     try:
         con = store.cursor()
-        from analysis.schema import MIGRATIONS, VERSION_TABLE
-
-        migrate(con, MIGRATIONS, VERSION_TABLE)
         t0 = 1_772_000_000 * 10**9
         con.execute(
             "INSERT INTO deploy_markers VALUES (?, '1', make_timestamp_ns(?)), (?, ?, make_timestamp_ns(?))",

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from requires import missing
 
-from collector.store import Store
 from detectors.base import SignalKey
-from detectors.findings import Finding, write_findings
+from detectors.findings import Finding
 from reports import generate_report
+from store.connection import Store
+from store.findings import write_findings
 
 CHROMIUM = os.environ.get("DRIFTSCOPE_CHROMIUM", "/usr/bin/chromium")
 

@@ -1,6 +1,6 @@
-"""Tables owned by analysis: per-minute rollups, deploy markers and rollup state.
+"""The rollup tables (computed by ``analysis.rollup``): per-minute rollups, deploy markers, rollup state.
 
-Versioned like the raw tables (``collector.store.migrate``) in ``analysis_schema_version``.
+Versioned like the raw tables (``store.migrations``) in ``analysis_schema_version``.
 Rollup rows are keyed by ``minute`` (TIMESTAMP, the minute's start, UTC) plus the
 entity; a re-run replaces the minutes it recomputes, so rollups are idempotent.
 

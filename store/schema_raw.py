@@ -1,4 +1,4 @@
-"""The raw-table schema and its forward migrations.
+"""The raw-table schema (owned by ``collector``, the only writer) and its forward migrations.
 
 Every change to the raw tables is a new entry appended to ``MIGRATIONS``; entries are
 never edited once released. ``SCHEMA_VERSION`` is the number of migrations, recorded in

@@ -1,9 +1,9 @@
-"""The one DuckDB access layer for the raw tables: open + migrate, bulk insert, retention,
-and read-only queries.
+"""Connections to a store file: the writer (open + migrate once, bulk insert, retention),
+reader cursors, and read-only queries from another process.
 
 One ``Store`` owns the single writer connection of a DuckDB file; readers take their own
 cursors (``Store.cursor``) or, from another process, open the file read-only with
-``query_readonly``. DuckDB lets one process write a file, so a second process cannot
+``open_readonly`` / ``query_readonly``. DuckDB lets one process write a file, so a second process cannot
 open a store that ``driftscope serve`` holds; ``StoreLockedError`` says so plainly.
 """
 
@@ -11,26 +11,17 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from collector.schema import MIGRATIONS, RAW_TABLES
-
-
-class StoreError(RuntimeError):
-    """A store cannot be opened or used; the message says why and what to do."""
-
-
-class StoreLockedError(StoreError):
-    """Another process holds the DuckDB file open for writing."""
-
-
-class StoreVersionError(StoreError):
-    """The store was written by a newer driftscope than this one."""
+from store.errors import StoreError, StoreLockedError
+from store.migrations import migrate_all
+from store.schema_raw import RAW_TABLES
 
 
 def _connect(path: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -43,48 +34,6 @@ def _connect(path: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
                 "DuckDB allows one writer process; stop it or query through its API"
             ) from None
         raise StoreError(f"cannot open store {path}: {exc}") from None
-
-
-def schema_version(con: duckdb.DuckDBPyConnection, table: str = "schema_version") -> int:
-    """The schema version recorded in ``table`` of a store (0 when absent)."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()
-    if not exists or not exists[0]:
-        return 0
-    row = con.execute(f"SELECT max(version) FROM {table}").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
-def migrate(
-    con: duckdb.DuckDBPyConnection,
-    migrations: tuple[str, ...] = MIGRATIONS,
-    table: str = "schema_version",
-) -> int:
-    """Apply pending forward ``migrations`` in one transaction each; return the new version.
-
-    Each layer that owns tables keeps its own list and version table (the raw tables use
-    ``schema_version``; analysis uses ``analysis_schema_version``).
-    """
-    target = len(migrations)
-    current = schema_version(con, table)
-    if current > target:
-        raise StoreVersionError(
-            f"store {table} {current} is newer than this driftscope supports ({target}); upgrade driftscope to open it"
-        )
-    if current == 0:
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {table} "
-            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
-        )
-    for version in range(current + 1, target + 1):
-        con.execute("BEGIN")
-        try:
-            con.execute(migrations[version - 1])
-            con.execute(f"INSERT INTO {table} (version) VALUES (?)", [version])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-    return target
 
 
 def fetch_arrow(
@@ -114,33 +63,49 @@ class Store:
         self._con = _connect(self.path, read_only=False)
         self._con.execute(f"SET checkpoint_threshold = '{self.CHECKPOINT_WAL}'")
         self._lock = threading.Lock()
-        migrate(self._con)
+        self._insert_sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        migrate_all(self._con)
+        self._con.execute("SELECT 1").fetchall()  # no result of the migrations left open for register()
 
     def insert(self, tables: Mapping[str, pa.Table]) -> int:
         """Insert Arrow tables (raw table name -> rows) in one transaction; return rows.
 
         Either every table is committed or none is: the caller acknowledges its clients
-        only after this returns.
+        only after this returns. One table is one autocommitted statement (no BEGIN/COMMIT
+        round trips); the INSERT text is built once per table and column list.
         """
-        rows = 0
+        for name in tables:
+            if name not in RAW_TABLES:
+                raise ValueError(f"unknown raw table {name!r}")
+        batches = [(self._sql_for(name, table), table) for name, table in tables.items() if table.num_rows]
         with self._lock:
+            if len(batches) == 1:
+                self._insert_one(*batches[0])
+                return int(batches[0][1].num_rows)
             self._con.execute("BEGIN")
             try:
-                for name, table in tables.items():
-                    if name not in RAW_TABLES:
-                        raise ValueError(f"unknown raw table {name!r}")
-                    cols = ", ".join(f'"{c}"' for c in table.column_names)
-                    self._con.register("_ingest_batch", table)
-                    try:
-                        self._con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _ingest_batch")
-                    finally:
-                        self._con.unregister("_ingest_batch")
-                    rows += table.num_rows
+                for sql, table in batches:
+                    self._insert_one(sql, table)
                 self._con.execute("COMMIT")
             except Exception:
                 self._con.execute("ROLLBACK")
                 raise
-        return rows
+        return sum(int(t.num_rows) for _, t in batches)
+
+    def _sql_for(self, name: str, table: pa.Table) -> str:
+        key = (name, tuple(table.column_names))
+        sql = self._insert_sql.get(key)
+        if sql is None:
+            cols = ", ".join(f'"{c}"' for c in table.column_names)
+            sql = self._insert_sql[key] = f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _ingest_batch"
+        return sql
+
+    def _insert_one(self, sql: str, table: pa.Table) -> None:
+        self._con.register("_ingest_batch", table)
+        try:
+            self._con.execute(sql).fetchall()  # the row count: no result left open on the writer connection
+        finally:
+            self._con.unregister("_ingest_batch")
 
     def enforce_retention(self, retention_s: Mapping[str, float], now_ns: int) -> dict[str, int]:
         """Delete raw rows older than each table's retention; return rows deleted per table.
@@ -164,6 +129,21 @@ class Store:
                 deleted[table] = int(row[0]) if row else 0
         return deleted
 
+    def append_raw_from(self, path: str | Path) -> None:
+        """Append every raw row of another store file (parallel simulation segments), one transaction."""
+        with self._lock:
+            self._con.execute("ATTACH ? AS _segment (READ_ONLY)", [str(path)])
+            try:
+                self._con.execute("BEGIN")
+                for table in RAW_TABLES:
+                    self._con.execute(f"INSERT INTO {table} SELECT * FROM _segment.{table}")
+                self._con.execute("COMMIT")
+            except Exception:
+                self._con.execute("ROLLBACK")
+                raise
+            finally:
+                self._con.execute("DETACH _segment")
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A reader cursor on the same database (its own transaction context)."""
         return self._con.cursor()
@@ -181,16 +161,25 @@ class Store:
 _READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
 
 
+@contextmanager
+def open_readonly(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to a store file (closed on exit); clear errors when missing or locked."""
+    if not Path(path).exists():
+        raise StoreError(f"store {path} does not exist (run `driftscope serve` or `import` first)")
+    con = _connect(path, read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 def query_readonly(path: str | Path, sql: str, params: list[Any] | None = None) -> pa.Table:
     """Run one read-only statement on a store file and return its rows as Arrow.
 
     Refuses anything but SELECT / EXPLAIN / PRAGMA (DESCRIBE and SHOW are SELECTs) before
     running it, and opens the file read-only, so no path through here can write.
     """
-    if not Path(path).exists():
-        raise StoreError(f"store {path} does not exist (run `driftscope serve` or `import` first)")
-    con = _connect(path, read_only=True)
-    try:
+    with open_readonly(path) as con:
         try:
             statements = con.extract_statements(sql)
         except duckdb.Error as exc:
@@ -206,5 +195,3 @@ def query_readonly(path: str | Path, sql: str, params: list[Any] | None = None) 
             return con.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"query failed: {exc}") from None
-    finally:
-        con.close()

@@ -1,0 +1,286 @@
+"""Table ``findings``: the one writer, the reads every stage shares, and the one severity order.
+
+Findings are deduped by fingerprint (detector or scope + signal): while one is open or
+acknowledged, seeing it again updates it; it resolves by itself once its signal has been
+quiet for ``resolve_after_s`` of data time. Lifecycle: open -> acknowledged -> resolved.
+A finding read back is a frozen :class:`FindingRecord` (times in ns since the epoch, UTC;
+evidence parsed), whoever reads it: the API, the CLI, dispatch, reports, self-metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from store import dialect_duckdb as sql
+from store.connection import fetch_arrow
+
+Severity = Literal["info", "warning", "critical"]
+Status = Literal["open", "acknowledged", "resolved"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
+"""The one severity order, most severe first; every ranking of findings uses it."""
+STATUSES: tuple[Status, ...] = ("open", "acknowledged", "resolved")
+
+
+def severity_rank(severity: str) -> int:
+    """0 for the most severe (critical), 1, 2, ...; unknown severities rank after every known one."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)  # type: ignore[arg-type]
+
+
+def at_least(severity: str, minimum: str) -> bool:
+    """Whether ``severity`` is as severe as ``minimum`` or more (unknown severities never are)."""
+    return severity in SEVERITIES and severity_rank(severity) <= severity_rank(minimum)
+
+
+class SignalLike(Protocol):
+    """What a finding is about (``detectors.base.SignalKey`` satisfies it)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def service(self) -> str | None: ...
+    @property
+    def operation(self) -> str | None: ...
+    @property
+    def metric(self) -> str | None: ...
+    @property
+    def attributes(self) -> str | None: ...
+
+
+class Detected(Protocol):
+    """A finding as a detection run produces it (``detectors.findings.Finding`` satisfies it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def detector(self) -> str: ...
+    @property
+    def signal(self) -> SignalLike: ...
+    @property
+    def window_start_ns(self) -> int: ...
+    @property
+    def window_end_ns(self) -> int: ...
+    @property
+    def change_ns(self) -> int | None: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def effect(self) -> float | None: ...
+    @property
+    def effect_text(self) -> str: ...
+    @property
+    def before(self) -> float | None: ...
+    @property
+    def after(self) -> float | None: ...
+    @property
+    def p_value(self) -> float: ...
+    @property
+    def q_value(self) -> float: ...
+    @property
+    def evidence(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class FindingRecord:
+    """One row of ``findings``; times in ns since the epoch (UTC), ``evidence`` parsed."""
+
+    id: str
+    fingerprint: str
+    detector: str
+    kind: str
+    service: str | None
+    operation: str | None
+    metric: str | None
+    attributes: str | None
+    window_start_ns: int
+    window_end_ns: int
+    change_ns: int | None
+    severity: str
+    score: float
+    effect: float | None
+    effect_text: str
+    before: float | None
+    after: float | None
+    p_value: float
+    q_value: float
+    evidence: dict[str, Any]
+    status: str
+    first_seen_ns: int
+    last_seen_ns: int
+    runs: int
+    acknowledged_ns: int | None
+    resolved_ns: int | None
+
+    @property
+    def start_ns(self) -> int:
+        """When the change began: the change point, else the window start."""
+        return self.change_ns if self.change_ns is not None else self.window_start_ns
+
+
+_TIMES = ("window_start", "window_end", "change_time")
+_LIFECYCLE = ("first_seen", "last_seen")
+_SELECT = (
+    "SELECT id, fingerprint, detector, kind, service, operation, metric, attributes, "
+    + ", ".join(sql.epoch_ns(c) for c in _TIMES)
+    + ", severity, score, effect, effect_text, before, after, p_value, q_value, evidence, status, "
+    + ", ".join(sql.epoch_ns(c) for c in _LIFECYCLE)
+    + f", runs, {sql.epoch_ns('acknowledged_at')}, {sql.epoch_ns('resolved_at')} FROM findings"
+)
+_BY_SEVERITY = sql.rank_in("severity", SEVERITIES)
+
+
+def _record(row: tuple[Any, ...]) -> FindingRecord:
+    evidence = orjson.loads(row[19]) if row[19] else {}
+    if not isinstance(evidence, dict):
+        evidence = {"value": evidence}
+    return FindingRecord(*row[:19], evidence, *row[20:])  # type: ignore[arg-type,call-arg]
+
+
+def _records(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any], order: str) -> list[FindingRecord]:
+    return [_record(r) for r in con.execute(f"{_SELECT} WHERE {where} ORDER BY {order}", params).fetchall()]
+
+
+def finding(con: duckdb.DuckDBPyConnection, finding_id: str) -> FindingRecord | None:
+    """The finding with id ``finding_id``, or None."""
+    found = _records(con, "id = $id", {"id": finding_id}, "id")
+    return found[0] if found else None
+
+
+def open_findings(con: duckdb.DuckDBPyConnection) -> list[FindingRecord]:
+    """Findings with status ``open`` (not acknowledged, not resolved), by id."""
+    return _records(con, "status = 'open'", {}, "id")
+
+
+def list_findings(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    service: str | None = None,
+    detector: str | None = None,
+    severity: str | None = None,
+    status: str | None = None,
+    limit: int = 500,
+) -> list[FindingRecord]:
+    """Findings matching every filter given: unresolved first, then by severity, q-value, score (desc), id."""
+    filters = {"service": service, "detector": detector, "severity": severity, "status": status}
+    params: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
+    where = " AND ".join(f"{k} = ${k}" for k in params) or "true"
+    order = f"status = 'resolved', {_BY_SEVERITY}, q_value, score DESC, id LIMIT $limit"
+    return _records(con, where, {**params, "limit": limit}, order)
+
+
+def findings_in_window(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> list[FindingRecord]:
+    """Findings whose window overlaps [start_ns, end_ns), any status: by severity, score (desc), q-value, id."""
+    where = f"{sql.epoch_ns('window_end')} > $start AND {sql.epoch_ns('window_start')} < $end"
+    return _records(con, where, {"start": start_ns, "end": end_ns}, f"{_BY_SEVERITY}, score DESC, q_value, id")
+
+
+def findings_table(con: duckdb.DuckDBPyConnection, *, only_open: bool = False) -> pa.Table:
+    """The findings listing of ``driftscope findings`` as Arrow (newest first); ``only_open`` drops resolved ones."""
+    where = "WHERE status != 'resolved'" if only_open else ""
+    return fetch_arrow(
+        con,
+        "SELECT id, status, severity, detector, kind, service, operation, metric, effect_text, q_value, change_time, "
+        f"first_seen, last_seen, runs FROM findings {where} ORDER BY last_seen DESC, severity",
+    )
+
+
+def open_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, int]]:
+    """(severity, detector, service or '', count) of unresolved findings."""
+    rows = con.execute(
+        "SELECT severity, detector, coalesce(service, ''), count(*) FROM findings "
+        "WHERE status != 'resolved' GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    return [(str(s), str(d), str(v), int(n)) for s, d, v, n in rows]
+
+
+def top_scores(con: duckdb.DuckDBPyConnection, limit: int) -> list[tuple[str, str, str, str, float]]:
+    """(service, operation, kind, detector, max score) of the ``limit`` strongest unresolved findings."""
+    rows = con.execute(
+        "SELECT coalesce(service, ''), coalesce(operation, ''), kind, detector, max(score) FROM findings "
+        "WHERE status != 'resolved' GROUP BY ALL ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [(str(s), str(o), str(k), str(d), float(x)) for s, o, k, d, x in rows]
+
+
+def write_findings(
+    con: duckdb.DuckDBPyConnection, findings: Sequence[Detected], now_ns: int, resolve_after_s: float
+) -> dict[str, int]:
+    """Insert new findings, refresh re-seen ones, resolve quiet ones, in one transaction; return counts.
+
+    ``now_ns`` is the data time of the run (the end of its window), never the wall clock.
+    """
+    counts = {"new": 0, "updated": 0, "resolved": 0}
+    seen: set[str] = set()
+    ts = sql.from_ns
+    con.execute("BEGIN")
+    try:
+        for f in findings:
+            seen.add(f.fingerprint)
+            row = con.execute(
+                "SELECT id FROM findings WHERE fingerprint = ? AND status != 'resolved'", [f.fingerprint]
+            ).fetchone()
+            values = {
+                "score": f.score, "effect": f.effect, "effect_text": f.effect_text, "before": f.before,
+                "after": f.after, "p_value": f.p_value, "q_value": f.q_value, "severity": f.severity,
+                "evidence": orjson.dumps(f.evidence, default=str).decode(), "window_end": f.window_end_ns,
+            }  # fmt: skip
+            if row:
+                sets = ", ".join(f"{k} = {ts('$' + k)}" if k == "window_end" else f"{k} = ${k}" for k in values)
+                con.execute(
+                    f"UPDATE findings SET {sets}, last_seen = {ts('$now')}, runs = runs + 1 WHERE id = $id",
+                    {**values, "now": now_ns, "id": row[0]},
+                )
+                counts["updated"] += 1
+                continue
+            if con.execute("SELECT 1 FROM findings WHERE id = ?", [f.id]).fetchone():
+                continue
+            s = f.signal
+            con.execute(
+                "INSERT INTO findings VALUES ($id, $fp, $detector, $kind, $service, $operation, $metric, $attributes, "
+                f"{ts('$ws')}, {ts('$window_end')}, {ts('$change')}, $severity, $score, $effect, $effect_text, "
+                f"$before, $after, $p_value, $q_value, $evidence, 'open', {ts('$now')}, {ts('$now')}, 1, NULL, NULL)",
+                {
+                    **values, "id": f.id, "fp": f.fingerprint, "detector": f.detector, "kind": s.kind,
+                    "service": s.service, "operation": s.operation, "metric": s.metric, "attributes": s.attributes,
+                    "ws": f.window_start_ns, "change": f.change_ns, "now": now_ns,
+                },
+            )  # fmt: skip
+            counts["new"] += 1
+        quiet = con.execute(
+            "SELECT id, fingerprint FROM findings "
+            f"WHERE status != 'resolved' AND {sql.epoch_ns('last_seen')} < $cutoff",
+            {"cutoff": now_ns - int(resolve_after_s * 1e9)},
+        ).fetchall()
+        for fid, fp in quiet:
+            if fp not in seen:
+                con.execute(
+                    f"UPDATE findings SET status = 'resolved', resolved_at = {ts('$now')} WHERE id = $id",
+                    {"now": now_ns, "id": fid},
+                )
+                counts["resolved"] += 1
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def set_status(con: duckdb.DuckDBPyConnection, finding_id: str, status: Status, now_ns: int) -> bool:
+    """Acknowledge, resolve or reopen a finding by id; False when there is no such finding."""
+    column = {"acknowledged": "acknowledged_at", "resolved": "resolved_at", "open": None}[status]
+    stamp = f", {column} = {sql.from_ns('$now')}" if column else ""
+    row = con.execute(
+        f"UPDATE findings SET status = $status{stamp} WHERE id = $id RETURNING id",
+        {"status": status, "id": finding_id, "now": now_ns},
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,35 @@
+"""Reads of where the data is: the one definition of "end of data" every stage uses.
+
+Data time, never the wall clock: scheduled jobs, ``driftscope detect``, reports and
+investigations all end their windows at :func:`data_end`, so a replayed store gives the
+same answers as the live one.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from store import dialect_duckdb as sql
+from store.timeconv import NS_PER_MIN
+
+
+def rollup_end(con: duckdb.DuckDBPyConnection) -> int | None:
+    """End (exclusive, ns) of the newest rolled-up minute of spans; None before the first rollup."""
+    row = con.execute(f"SELECT {sql.epoch_ns('max(minute)')} FROM rollup_spans").fetchone()
+    return int(row[0]) + NS_PER_MIN if row and row[0] is not None else None
+
+
+def newest_span_ns(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Start (ns) of the newest span in the store; None when there are no spans."""
+    row = con.execute(f"SELECT {sql.epoch_ns('max(start_time)')} FROM spans").fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def data_end(con: duckdb.DuckDBPyConnection) -> int | None:
+    """End of data time (exclusive, ns): the end of the newest rolled-up minute; before the first
+    rollup, the end of the minute holding the newest span; None for a store without spans."""
+    end = rollup_end(con)
+    if end is not None:
+        return end
+    newest = newest_span_ns(con)
+    return None if newest is None else newest - newest % NS_PER_MIN + NS_PER_MIN
