@@ -94,6 +94,10 @@ class Ingestor:
 
     def submit(self, signal: str, body: bytes, fmt: Format) -> Pending | IngestResult:
         """Decode ``body`` and queue its rows; an IngestResult when refused outright."""
+        with self.queue.decoding():
+            return self._submit(signal, body, fmt)
+
+    def _submit(self, signal: str, body: bytes, fmt: Format) -> Pending | IngestResult:
         try:
             decoded = decode_proto(signal, body) if fmt == "protobuf" else decode_json(signal, body)
         except MalformedRequest as exc:

@@ -1,8 +1,9 @@
 """The bounded ingest queue and the one writer thread that commits it to the store.
 
 Receivers call ``IngestQueue.submit`` with decoded Arrow tables and wait on the returned
-future; the writer thread drains whatever is queued, concatenates it per table, commits
-it in one transaction (group commit) and resolves every future in the batch. A future
+future; the writer thread drains whatever is queued (waiting up to ``flush_interval_s`` for
+requests still being decoded to join), concatenates it per table, commits it in one
+transaction (group commit) and resolves every future in the batch. A future
 resolved with success means the rows are committed, so a receiver that acknowledges its
 client only after the future resolves loses nothing to a crash.
 
@@ -21,8 +22,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -54,6 +56,10 @@ class QueueLimits:
     bytes_max: int = 256 * 1024 * 1024
     batch_rows_max: int = 100_000
     """Largest group commit in rows; bigger batches make a commit slower to land."""
+    flush_interval_s: float = 0.005
+    """Longest a commit waits for requests still being decoded to join it (0: never waits).
+    It waits only while some request is being decoded, so a lone client sees no delay; under
+    concurrent load the fixed cost of a commit is shared by every request that joins it."""
 
 
 @dataclass
@@ -82,6 +88,7 @@ class IngestQueue:
         self._rows = 0
         self._bytes = 0
         self._closing = False
+        self._decoding = 0
         self._thread = threading.Thread(target=self._run, name="driftscope-writer", daemon=True)
         self._thread.start()
 
@@ -95,6 +102,18 @@ class IngestQueue:
 
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closing
+
+    @contextmanager
+    def decoding(self) -> Iterator[None]:
+        """Mark a request as being decoded: the next commit may wait for it (``flush_interval_s``)."""
+        with self._cond:
+            self._decoding += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._decoding -= 1
+                self._cond.notify_all()
 
     def submit(self, tables: dict[str, pa.Table]) -> Future[int] | None:
         """Queue rows for commit; None when the queue is full (the caller refuses)."""
@@ -123,12 +142,23 @@ class IngestQueue:
             if not self._items:
                 return None
             batch = [self._items.popleft()]
-            rows = batch[0].rows
-            while self._items and rows + self._items[0].rows <= self._limits.batch_rows_max:
-                item = self._items.popleft()
-                rows += item.rows
-                batch.append(item)
+            rows = self._fill(batch, batch[0].rows)
+            deadline = time.monotonic() + self._limits.flush_interval_s
+            while self._decoding and rows < self._limits.batch_rows_max and not self._closing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+                rows = self._fill(batch, rows)
             return batch
+
+    def _fill(self, batch: list[_Item], rows: int) -> int:
+        """Move queued items into ``batch`` while it stays within ``batch_rows_max``; its rows."""
+        while self._items and rows + self._items[0].rows <= self._limits.batch_rows_max:
+            item = self._items.popleft()
+            rows += item.rows
+            batch.append(item)
+        return rows
 
     def _release(self, batch: list[_Item]) -> None:
         with self._cond:

@@ -57,6 +57,8 @@ class IngestConfig(_Section):
     """Arrow bytes decoded but not yet committed before receivers answer 429."""
     batch_rows_max: int = Field(100_000, gt=0)
     """Largest group commit, in rows."""
+    flush_interval_s: float = Field(0.005, ge=0, le=1)
+    """Longest a commit waits for requests still being decoded to join it, in seconds (group commit)."""
     body_bytes_max: int = Field(16 * 1024 * 1024, gt=0)
     """Largest request body as received (compressed), in bytes; larger gets 413."""
     decompressed_bytes_max: int = Field(64 * 1024 * 1024, gt=0)

@@ -90,7 +90,7 @@ class Service:
         ing = settings.ingest
         queue = IngestQueue(
             store,
-            QueueLimits(ing.queue_rows_max, ing.queue_bytes_max, ing.batch_rows_max),
+            QueueLimits(ing.queue_rows_max, ing.queue_bytes_max, ing.batch_rows_max, ing.flush_interval_s),
             on_commit=metrics.observe_commit,
         )
         tracer = configure_tracing(settings.telemetry.otlp_endpoint, _version())
