@@ -19,6 +19,8 @@ from analysis.baselines import Baseline
 from analysis.histogram import LogHistogram
 
 FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class SeriesBatch:
     """Latency kinds: per series, the merged histogram of the baseline window."""
     window_start: int = 0
     """Index of the first point of the window under test (earlier points are history)."""
+    partner: SeriesBatch | None = None
+    """For a detector that ``pairs_with`` another kind: that kind's batch of the same entities,
+    row for row, on the same grid (``detectors.batches.paired``)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -103,11 +108,20 @@ class Detection:
 
 
 class Detector(Protocol):
-    """One detector: one module, one class, the method it implements named and cited."""
+    """One detector: one module, one class, the method it implements named and cited.
+
+    Everything the runner needs is declared here (detectors subclass this protocol for the
+    defaults): which kinds it reads, whether its change index is a change point, and the second
+    signal kind it needs beside each series.
+    """
 
     name: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]]
     """Signal kinds it applies to (prefixes allowed: "latency_" covers all quantiles)."""
+    window_level: ClassVar[bool] = False
+    """True when it judges the window as a whole: its ``change_index`` marks the window, not a change."""
+    pairs_with: ClassVar[str | None] = None
+    """Another signal kind it reads beside each series (``SeriesBatch.partner``), or None."""
 
     def detect(self, batch: SeriesBatch) -> Detection: ...
 

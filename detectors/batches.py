@@ -9,7 +9,7 @@ histograms against the history at comparable demand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import duckdb
@@ -211,3 +211,33 @@ def _histograms(
     cur = [LogHistogram.merge_all(current.get((k.service, k.operation), [empty])) for k in keys]
     ref = [LogHistogram.merge_all(reference.get((k.service, k.operation), [empty])) for k in keys]
     return cur, ref
+
+
+def paired(batch: SeriesBatch, partner: SeriesBatch | None) -> SeriesBatch | None:
+    """``batch`` restricted to the entities ``partner`` also has, with ``partner`` (restricted alike, row
+    for row) as its ``partner``; None without a partner or without a common entity."""
+    if partner is None:
+        return None
+    index = {(k.service, k.operation): i for i, k in enumerate(partner.keys)}
+    pairs = [
+        (i, index[(k.service, k.operation)]) for i, k in enumerate(batch.keys) if (k.service, k.operation) in index
+    ]
+    if not pairs:
+        return None
+    mine = _rows(batch, np.array([p[0] for p in pairs]))
+    return replace(mine, partner=_rows(partner, np.array([p[1] for p in pairs])))
+
+
+def _rows(b: SeriesBatch, idx: np.ndarray) -> SeriesBatch:
+    """The series ``idx`` of ``b`` with their baseline and error counts (no histograms)."""
+    base = b.baseline
+    sub_base = None
+    if base is not None:
+        sub_base = type(base)(
+            base.center[idx], base.spread[idx], base.lower[idx], base.upper[idx], base.support[idx], base.method
+        )
+    return SeriesBatch(
+        keys=[b.keys[i] for i in idx], times_ns=b.times_ns, values=b.values[idx], samples=b.samples[idx],
+        resolution_s=b.resolution_s, baseline=sub_base,
+        errors=b.errors[idx] if b.errors is not None else None, window_start=b.window_start,
+    )  # fmt: skip

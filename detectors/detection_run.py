@@ -2,7 +2,8 @@
 
 The window ends at the end of the rolled-up data (data time); every chosen detector runs
 over it against the history (``detectors.run.detect``), the invariant checks join
-(``detectors.invariants.monitor``), and the findings are written through the one writer
+(``detectors.invariants.monitor``; learned laws are persisted when learned and learned again
+once a day of data time, not per run), and the findings are written through the one writer
 (``store.findings.write_findings``), resolving those quiet for ``resolve_after_s``. The CLI
 and the scheduler call :func:`run_detection` with the same configuration, so they cannot
 disagree on the same store.
@@ -17,7 +18,8 @@ import duckdb
 
 from analysis import Window, data_window
 from detectors.findings import Finding
-from detectors.invariants.monitor import detect_invariants
+from detectors.invariants.model import save_invariants
+from detectors.invariants.monitor import DEFAULT_HISTORY_S, current_laws, detect_invariants
 from detectors.run import DetectionConfig, detect
 from store.findings import write_findings
 from store.timeconv import ns_from_datetime
@@ -62,6 +64,12 @@ def run_detection(
     failures: list[str] = []
     found = detect(con, window, DetectionConfig(history_s=int(history_s), detectors=detectors), failures)
     if not detectors:
-        found += detect_invariants(con, window, Path(spec) if spec else None)
+        laws = None
+        if not spec:
+            start_ns = ns_from_datetime(window.start)
+            laws, learned = current_laws(con, start_ns)
+            if learned:  # persisted: later runs check these laws until they are REFRESH_S old
+                save_invariants(con, laws, start_ns - DEFAULT_HISTORY_S * 1_000_000_000, start_ns)
+        found += detect_invariants(con, window, Path(spec) if spec else None, laws)
     counts = write_findings(con, found, ns_from_datetime(window.end), resolve_after_s)
     return DetectionRun(window, found, counts, failures)

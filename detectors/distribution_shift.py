@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from scipy.stats import kstwobign, norm
 
 from analysis.histogram import LN_GAMMA, LogHistogram
-from detectors.base import Detection, FloatArray, SeriesBatch
+from detectors.base import Detection, Detector, FloatArray, SeriesBatch
 
 __all__ = ["DistributionShift", "HistogramComparison", "compare_histograms"]
 
@@ -206,7 +206,7 @@ def compare_histograms(current: Sequence[LogHistogram], reference: Sequence[LogH
 
 
 @dataclass(frozen=True)
-class DistributionShift:
+class DistributionShift(Detector):
     """Alerts when a latency distribution shifted between a baseline window and the window under test.
 
     Method (two-sample tests on DDSketch-style log-bucket histograms, no raw values): per

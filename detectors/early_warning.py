@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from analysis.baselines import MAD_TO_SIGMA, trailing_baseline
-from detectors.base import Detection, FloatArray, SeriesBatch
+from detectors.base import Detection, Detector, FloatArray, SeriesBatch
 
 _EPS = 1e-12
 _CHUNK_SERIES = 128
@@ -116,7 +116,7 @@ def _run_start(alert: NDArray[np.bool_]) -> NDArray[np.int64]:
     return out
 
 
-class EarlyWarning:
+class EarlyWarning(Detector):
     """Critical slowing down: rising variance and lag-1 autocorrelation before a transition.
 
     Method: Scheffer, Bascompte, Brock, Brovkin, Carpenter, Dakos, Held, van Nes,

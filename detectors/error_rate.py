@@ -13,7 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from detectors.base import Detection, FloatArray, SeriesBatch
+from analysis.robust import trailing_sum
+from detectors.base import Detection, Detector, FloatArray, SeriesBatch
 from detectors.error_rate_model import (
     MIN_HISTORY,
     binom_sf,
@@ -29,7 +30,6 @@ from detectors.error_rate_model import (
     run_sum,
     score,
     strongest_run,
-    trailing_sum,
 )
 
 BoolArray = NDArray[np.bool_]
@@ -40,7 +40,7 @@ _SLO_PAIRS_S: tuple[tuple[int, int, float], ...] = ((3600, 300, 14.4), (21_600, 
 """(long window s, short window s, burn-rate factor): the SRE Workbook's page-level pairs for a 30-day budget."""
 
 
-class ErrorRate:
+class ErrorRate(Detector):
     """Return count-based alarms on request signals: error ratios up, request rates up or down.
 
     ``error_ratio`` (``errors`` = failed requests per point, else values * ``samples``;

@@ -9,58 +9,16 @@ baseline, and the run bookkeeping of alarms (see ``ErrorRate``'s docstring for t
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy import special
 
-from analysis.baselines import MAD_TO_SIGMA
-from detectors.base import FloatArray, SeriesBatch
-
-BoolArray = NDArray[np.bool_]
-IntArray = NDArray[np.int64]
-
-MEAN_AD_TO_SIGMA = 1.2533
-"""sqrt(pi / 2): makes the mean absolute deviation a consistent estimator of sigma for normal data."""
+from analysis.robust import nanmedian_last, robust_sigma
+from detectors.base import BoolArray, FloatArray, IntArray, SeriesBatch
 
 DISPERSION_FLOOR = 1e-6
 """Smallest squared relative spread of a rate (0.1 % relative; as ``SPREAD_REL_FLOOR`` in analysis.baselines)."""
 
 MIN_HISTORY = 10
 """Fewer usable history points than this and the whole series serves as history."""
-
-
-def trailing_sum(x: FloatArray, w: int) -> FloatArray:
-    """Sum of ``x[:, t - w + 1 .. t]`` for every t (fewer terms at the start), along axis 1."""
-    cs = np.cumsum(x, axis=1)
-    if w >= x.shape[1]:
-        return cs
-    out = np.empty_like(cs)
-    out[:, :w] = cs[:, :w]
-    np.subtract(cs[:, w:], cs[:, :-w], out=out[:, w:])
-    return out
-
-
-def row_median(x: FloatArray) -> FloatArray:
-    """Median of each row over its finite entries (NaN for an all-NaN row), without warnings."""
-    out = np.full(x.shape[0], np.nan)
-    ok = np.isfinite(x).any(axis=1)
-    if ok.any():
-        out[ok] = np.nanmedian(x[ok], axis=1)
-    return out
-
-
-def robust_sigma(r: FloatArray) -> FloatArray:
-    """Per row, 1.4826 * MAD of the finite entries; 1.2533 * mean |r - median| when the MAD is 0 (ties).
-
-    The fallback keeps a mostly constant (or mostly zero) series from getting a zero scale,
-    which would make its every move infinitely significant.
-    """
-    med = row_median(r)
-    dev = np.abs(r - med[:, np.newaxis])
-    sigma = MAD_TO_SIGMA * row_median(dev)
-    finite = np.isfinite(dev)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_ad = MEAN_AD_TO_SIGMA * np.where(finite, dev, 0.0).sum(axis=1) / finite.sum(axis=1)
-    return np.where(sigma > 0, sigma, mean_ad)
 
 
 def history_mask(present: BoolArray, window_start: int, min_points: int = MIN_HISTORY) -> BoolArray:
@@ -123,7 +81,7 @@ def expectation(
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(hist, counts, 0.0).sum(axis=1) / hist.sum(axis=1)
-    median = row_median(np.where(hist, counts, np.nan))
+    median = nanmedian_last(np.where(hist, counts, np.nan))
     mu = np.broadcast_to(np.where(median > 0, median, mean)[:, np.newaxis], counts.shape)
     with np.errstate(invalid="ignore"):
         if center is not None:
@@ -139,10 +97,10 @@ def overdispersion(rel: FloatArray, expected: FloatArray, u: FloatArray) -> Floa
     residuals; ``u`` per series [n] or per window [n, t]; at least ``DISPERSION_FLOOR``; +inf
     without any residual.
     """
-    sigma = robust_sigma(rel)
+    _, sigma = robust_sigma(rel)
     share = u[:, np.newaxis] if u.ndim == 1 else u
     with np.errstate(divide="ignore", invalid="ignore"):
-        poisson_share = np.nan_to_num(row_median(np.where(np.isfinite(expected), share / expected, np.nan)))
+        poisson_share = np.nan_to_num(nanmedian_last(np.where(np.isfinite(expected), share / expected, np.nan)))
     a = np.nan_to_num(sigma**2 - poisson_share, nan=np.inf)
     out: FloatArray = np.maximum(a, DISPERSION_FLOOR)
     return out
@@ -162,7 +120,7 @@ def poisson_share(batch: SeriesBatch, counts: FloatArray, present: BoolArray, ev
     whole = np.abs(samples - np.round(samples)) <= 1e-6 * np.maximum(1.0, samples)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(requests, counts / samples, np.nan)
-    fill = np.nan_to_num(row_median(ratio))
+    fill = np.nan_to_num(nanmedian_last(ratio))
     # the traffic factor is 1 at the history's typical demand: a typical ratio far from 1 is no such scaling
     scaled = ~event_counts & np.all(whole | ~requests, axis=1) & requests.any(axis=1) & (fill > 0.5) & (fill < 2.0)
     out = np.zeros(counts.shape)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.stats import false_discovery_control
 
 from detectors.base import Detection, SeriesBatch
 from detectors.error_rate_model import poisson_two_sided
@@ -62,17 +63,14 @@ class NoiseControl:
 
 
 def benjamini_hochberg(p_values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """q-values (BH-adjusted p-values, monotone, capped at 1) in the input order."""
-    p = np.asarray(p_values, dtype=np.float64)
-    m = p.size
-    if m == 0:
-        return p.copy()
-    order = np.argsort(p, kind="stable")
-    ranked = p[order] * m / np.arange(1, m + 1)
-    q_sorted = np.minimum.accumulate(ranked[::-1])[::-1]
-    q = np.empty(m)
-    q[order] = np.minimum(q_sorted, 1.0)
-    return q
+    """q-values (Benjamini-Hochberg adjusted p-values, monotone, capped at 1) in the input order.
+
+    ``scipy.stats.false_discovery_control``; a NaN p-value (no test) counts as 1.
+    """
+    p = np.clip(np.nan_to_num(np.asarray(p_values, dtype=np.float64), nan=1.0), 0.0, 1.0)
+    if p.size == 0:
+        return p
+    return np.asarray(false_discovery_control(p, method="bh"), dtype=np.float64)
 
 
 def longest_run(alert: NDArray[np.bool_], observed: NDArray[np.bool_] | None = None) -> NDArray[np.int64]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import ClassVar
@@ -12,9 +11,8 @@ from numpy.typing import NDArray
 from scipy.signal import welch
 
 from analysis.baselines import DAY_S, MAD_TO_SIGMA, Baseline, auto_baseline
-from detectors.base import Detection, FloatArray, SeriesBatch
+from detectors.base import Detection, Detector, FloatArray, SeriesBatch
 
-_SEASONAL = re.compile(r"seasonal\(period=(\d+)")
 _CHUNK_SERIES = 128
 
 
@@ -54,8 +52,7 @@ def fisher_g_pvalue(g: FloatArray, q: NDArray[np.int64]) -> FloatArray:
 
 def _seasonal_rows(baseline: Baseline, n: int) -> NDArray[np.bool_]:
     """Which series have a seasonal baseline (its residual may keep the seasonal cycle's harmonics)."""
-    methods = baseline.series_methods if len(baseline.series_methods) == n else (baseline.method,) * n
-    return np.array([_SEASONAL.match(m) is not None for m in methods], dtype=bool)
+    return np.array([s is not None for s in baseline.seasonality(n)], dtype=bool)
 
 
 def _background(power: FloatArray, min_band: int) -> FloatArray:
@@ -87,7 +84,7 @@ def _background(power: FloatArray, min_band: int) -> FloatArray:
     return out
 
 
-class Oscillation:
+class Oscillation(Detector):
     """A dominant periodic component: Welch periodogram, whitened, tested with Fisher's g.
 
     Method: the spectrum is estimated with Welch's method (Welch 1967, "The use of fast

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 from scipy.stats import norm
 
 from analysis.baselines import MAD_TO_SIGMA, Baseline, trailing_baseline
-from detectors.base import Detection, FloatArray, SeriesBatch
+from detectors.base import Detection, Detector, FloatArray, SeriesBatch
 
 _MIN_PAIRS = 30
 """Fewer valid pairs than this leave a correlation undefined."""
@@ -50,7 +50,7 @@ def _robust_standardise(d: FloatArray, clip: float) -> FloatArray:
     return out
 
 
-class RetryFeedback:
+class RetryFeedback(Detector):
     """Retry storms: the error ratio leads the request rate (errors -> retries -> load).
 
     Method: cross-correlation of prewhitened series (Box & Jenkins 1976, "Time Series
@@ -64,11 +64,11 @@ class RetryFeedback:
     Bronson, Aghayev, Charapko & Zhu 2021, "Metastable failures in distributed systems",
     HotOS).
 
-    Use ``detect_pair(error_ratio, rate)`` with two batches of the same entities (row i
-    of both is one service operation; keys equal except ``kind``), same time grid and
-    ``window_start``. ``detect(batch)`` sees one kind only, and one series cannot show
-    that another follows it, so it returns ``Detection.quiet``: the pipeline calls
-    ``detect_pair`` with the matched batches instead.
+    It reads two signals of the same entities (``pairs_with = "rate"``): ``detect(batch)``
+    takes the error-ratio batch with the rate batch as its ``partner`` (row i of both is one
+    service operation; keys equal except ``kind``; same time grid and ``window_start``), as
+    the runner builds it (``detectors.batches.paired``), and is ``detect_pair(error_ratio,
+    rate)``; without a partner one series cannot show that another follows it, so it is quiet.
 
     1. Span: from ``window_start`` to the end, extended back to at least ``min_points``
        points. Gaps (NaN, samples == 0) are skipped, never filled.
@@ -110,6 +110,7 @@ class RetryFeedback:
 
     name: ClassVar[str] = "retry_feedback"
     kinds: ClassVar[tuple[str, ...]] = ("error_ratio",)
+    pairs_with: ClassVar[str | None] = "rate"
 
     def __init__(
         self,
@@ -133,8 +134,10 @@ class RetryFeedback:
         self.clip_sigmas = clip_sigmas
 
     def detect(self, batch: SeriesBatch) -> Detection:
-        """Return ``Detection.quiet``: a lead needs two signals; use ``detect_pair`` (see class doc)."""
-        return Detection.quiet(batch.shape)
+        """``detect_pair`` of the error-ratio batch and its ``partner`` rate batch; quiet without a partner."""
+        if batch.partner is None:
+            return Detection.quiet(batch.shape)
+        return self.detect_pair(batch, batch.partner)
 
     @staticmethod
     def _check_pair(error_ratio: SeriesBatch, rate: SeriesBatch) -> None:

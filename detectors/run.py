@@ -14,10 +14,10 @@ import numpy as np
 
 from analysis import Window
 from detectors.base import Detection, Detector, SeriesBatch, SignalKey, applies
-from detectors.batches import SPAN_KINDS, build_batch, demand
+from detectors.batches import SPAN_KINDS, build_batch, demand, paired
 from detectors.findings import Finding, effect_text
 from detectors.noise import NoiseControl, benjamini_hochberg, candidates
-from detectors.registry import DETECTORS, RetryFeedback
+from detectors.registry import DETECTORS
 from detectors.sparse import SparseShift
 from store.findings import Severity
 
@@ -75,31 +75,25 @@ def detect(
     config = config or DetectionConfig()
     chosen: list[Detector] = [d for d in DETECTORS if not config.detectors or d.name in config.detectors]
     tests: list[_Test] = []
-    batches: dict[str, SeriesBatch] = {}
     traffic = demand(con, window, config.history_s)
-    for kind in config.kinds:
-        batch = build_batch(con, kind, window, config.history_s, traffic)
-        if batch is None:
-            continue
-        batches[kind] = batch
+    batches = {k: b for k in config.kinds if (b := build_batch(con, k, window, config.history_s, traffic)) is not None}
+    for kind, batch in batches.items():
         for det in chosen:
-            if applies(det, kind):
-                try:
-                    result = det.detect(batch)
-                except Exception as exc:  # one detector's bug must not hide the others' findings
-                    if errors is not None:
-                        errors.append(f"{det.name} on {kind}: {type(exc).__name__}: {exc}")
-                    continue
-                passing = candidates(batch, result, config.noise)
-                tests.append(_Test(det.name, batch, result, passing, not getattr(det, "window_level", False)))
+            if not applies(det, kind):
+                continue
+            given = batch if det.pairs_with is None else paired(batch, batches.get(det.pairs_with))
+            if given is None:
+                continue
+            try:
+                result = det.detect(given)
+            except Exception as exc:  # one detector's bug must not hide the others' findings
+                if errors is not None:
+                    errors.append(f"{det.name} on {kind}: {type(exc).__name__}: {exc}")
+                continue
+            passing = candidates(given, result, config.noise)
+            tests.append(_Test(det.name, given, result, passing, not det.window_level))
         if kind in METRIC_KINDS and (not config.detectors or SparseShift.name in config.detectors):
             tests += _sparse_tests(batch, config.noise)
-    feedback = next((d for d in chosen if isinstance(d, RetryFeedback)), None)
-    if feedback is not None and "error_ratio" in batches and "rate" in batches:
-        err, rate = _paired(batches["error_ratio"], batches["rate"])
-        if err is not None and rate is not None:
-            result = feedback.detect_pair(err, rate)
-            tests.append(_Test(feedback.name, err, result, candidates(err, result, config.noise)))
     if not tests:
         return []
     q_all = benjamini_hochberg(np.concatenate([t.detection.p_value for t in tests]))
@@ -173,31 +167,6 @@ def consolidate(findings: list[Finding]) -> list[Finding]:
         change = min(timed, key=lambda f: (f.q_value, -f.score, f.detector)).change_ns if timed else None
         out.append(replace(best, change_ns=change, evidence={**best.evidence, "detectors": agreeing}))
     return out
-
-
-def _paired(err: SeriesBatch, rate: SeriesBatch) -> tuple[SeriesBatch | None, SeriesBatch | None]:
-    """The error-ratio and rate batches restricted to entities present in both, same order."""
-    index = {(k.service, k.operation): i for i, k in enumerate(rate.keys)}
-    pairs = [(i, index[(k.service, k.operation)]) for i, k in enumerate(err.keys) if (k.service, k.operation) in index]
-    if not pairs:
-        return None, None
-    ei = np.array([p[0] for p in pairs])
-    ri = np.array([p[1] for p in pairs])
-
-    def take(b: SeriesBatch, idx: np.ndarray) -> SeriesBatch:
-        base = b.baseline
-        sub_base = None
-        if base is not None:
-            sub_base = type(base)(
-                base.center[idx], base.spread[idx], base.lower[idx], base.upper[idx], base.support[idx], base.method
-            )
-        return SeriesBatch(
-            keys=[b.keys[i] for i in idx], times_ns=b.times_ns, values=b.values[idx], samples=b.samples[idx],
-            resolution_s=b.resolution_s, baseline=sub_base,
-            errors=b.errors[idx] if b.errors is not None else None, window_start=b.window_start,
-        )  # fmt: skip
-
-    return take(err, ei), take(rate, ri)
 
 
 def _reproduce_sql(key: SignalKey, batch: SeriesBatch) -> str:

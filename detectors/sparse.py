@@ -21,11 +21,11 @@ from typing import ClassVar
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from detectors.base import Detection, FloatArray, SeriesBatch
+from detectors.base import Detection, Detector, FloatArray, SeriesBatch
 
 
 @dataclass(frozen=True)
-class SparseShift:
+class SparseShift(Detector):
     """Return window-level shifts of sparse series (see the module docstring)."""
 
     name: ClassVar[str] = "sparse_shift"

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from scipy.special import ndtr
 
 from analysis.baselines import MAD_TO_SIGMA, auto_baseline
-from detectors.base import Detection, FloatArray, SeriesBatch, level_change
+from detectors.base import Detection, Detector, FloatArray, SeriesBatch, level_change
 from detectors.state_space_model import (
     DAY_S,
     LOG_FLOOR,
@@ -51,7 +51,7 @@ class _Filtered:
 
 
 @dataclass(frozen=True)
-class StateSpace:
+class StateSpace(Detector):
     """Return level anomalies and slow drifts from a robust local-linear-trend Kalman filter.
 
     Model (Harvey 1989, "Forecasting, Structural Time Series Models and the Kalman
@@ -167,8 +167,7 @@ class StateSpace:
         y = y - seasonal_term(baseline, (n, t), delta, positive)
         res = max(batch.resolution_s, 1)
         max_block = max(2, round(self.trend_window_s / res / 4))
-        methods = baseline.series_methods if len(baseline.series_methods) == n else (baseline.method,) * n
-        seasonal = np.array([m.startswith("seasonal(") for m in methods], dtype=bool)
+        seasonal = np.array([s is not None for s in baseline.seasonality(n)], dtype=bool)
         model = robust_noise(y, n_hist, max(1, round(SHORT_LAG_S / res)), max_block, positive)
         return replace(model, seasonal=seasonal)
 

@@ -9,21 +9,19 @@ with the level walk's variance and the low-frequency excess the slope's error ne
 
 from __future__ import annotations
 
-import math
-import re
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.baselines import MAD_TO_SIGMA, Baseline
+from analysis.baselines import Baseline
+from analysis.robust import robust_sigma, trailing_sum
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 DAY_S = 86_400
-SEASONAL = re.compile(r"seasonal\(period=(\d+),seasons=(\d+),tolerance=(\d+)\)")
 LOG_FLOOR = 1e-3
 """Positive kinds: log(x + 1e-3 * history median), so a zero is a large but finite drop; also the sigma
 floor in log units (0.1 %)."""
@@ -42,8 +40,6 @@ INIT_POINTS = 5
 """The level starts at the median of the first valid points, so one outlier cannot start it off."""
 SLOPE_PRIOR_VAR = 1.0
 """Initial slope variance in (noise sigma per step)^2: vague next to any real drift."""
-MEAN_ABS_TO_SIGMA = math.sqrt(math.pi / 2.0)
-"""Mean absolute deviation -> sigma for normal data (the fallback where the MAD is 0)."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +65,12 @@ def seasonal_term(baseline: Baseline, shape: tuple[int, int], delta: FloatArray,
     n = shape[0]
     center = np.broadcast_to(np.asarray(baseline.center, dtype=np.float64), shape)
     support = np.broadcast_to(np.asarray(baseline.support), shape)
-    methods = baseline.series_methods if len(baseline.series_methods) == n else (baseline.method,) * n
-    parsed = [SEASONAL.fullmatch(m) for m in methods]
+    per_series = baseline.seasonality(n)
     term = np.zeros(shape)
-    for key in sorted({m.groups() for m in parsed if m is not None}):  # a loop over distinct seasonal methods
-        rows = np.array([i for i, m in enumerate(parsed) if m is not None and m.groups() == key], dtype=np.intp)
-        period, seasons, tolerance = (int(g) for g in key)
+    distinct = {s for s in per_series if s is not None}
+    for key in sorted(distinct, key=lambda s: (s.period, s.seasons, s.tolerance)):  # distinct seasonal sets
+        rows = np.array([i for i, s in enumerate(per_series) if s == key], dtype=np.intp)
+        period, seasons, tolerance = key.period, key.seasons, key.tolerance
         c = center[rows]
         if positive:
             c = np.log(np.where(c + delta[rows] > 0, c + delta[rows], np.nan))
@@ -92,11 +88,11 @@ def robust_noise(y: FloatArray, n_hist: int, short_lag: int, max_block: int, pos
     """Standardise ``y`` by its robust noise sigma and estimate the level walk (see the class docstring)."""
     yh = y[:, :n_hist]  # a slice: without gaps, the medians below take numpy's fast path
     d1 = yh[:, 1:] - yh[:, :-1]
-    v1 = robust_sigma(d1)[0] ** 2
+    v1 = sigma_and_count(d1)[0] ** 2
     short_lag = max(1, min(short_lag, n_hist // 4))
-    vs = robust_sigma(yh[:, short_lag:] - yh[:, :-short_lag])[0] ** 2 if short_lag > 1 else v1
+    vs = sigma_and_count(yh[:, short_lag:] - yh[:, :-short_lag])[0] ** 2 if short_lag > 1 else v1
     block = max(2, min(max_block, n_hist // 30))
-    sdb, nd = robust_sigma(block_mean_diffs(yh, block))
+    sdb, nd = sigma_and_count(block_mean_diffs(yh, block))
     se = np.sqrt(MAD_VAR_FACTOR / np.maximum(nd, 1.0))
     excess = np.where(np.isfinite(sdb), sdb**2 - np.maximum(v1, vs) / block * (1.0 + WALK_SE * se), 0.0)
     q = np.maximum(excess, 0.0) * 3.0 * block / (2.0 * block**2 + 1.0)
@@ -112,7 +108,7 @@ def robust_noise(y: FloatArray, n_hist: int, short_lag: int, max_block: int, pos
     # Noise correlated beyond a step (not a walk) widens the slope's error: block means over an hour vary
     # more than the model says; the ratio, shrunk by two standard errors, is at least 1.
     short_block = max(2, min(short_lag, n_hist // 30))
-    sdl, nl = robust_sigma(block_mean_diffs(yh, short_block))
+    sdl, nl = sigma_and_count(block_mean_diffs(yh, short_block))
     modelled = 2.0 * sigma**2 / short_block + q * (2.0 * short_block**2 + 1.0) / (3.0 * short_block)
     shrink = 1.0 + 2.0 * np.sqrt(MAD_VAR_FACTOR / np.maximum(nl, 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -122,14 +118,9 @@ def robust_noise(y: FloatArray, n_hist: int, short_lag: int, max_block: int, pos
     return Model(ys, q_std, sigma, offset, low_freq)
 
 
-def robust_sigma(d: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """(1.4826 * MAD of each row, its count of values), NaNs ignored; mean absolute deviation where the MAD is 0."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        dev = np.abs(d - np.nanmedian(d, axis=1, keepdims=True))
-        sigma = MAD_TO_SIGMA * np.nanmedian(dev, axis=1)
-        fallback = MEAN_ABS_TO_SIGMA * np.nanmean(dev, axis=1)
-    return np.where(sigma > 0, sigma, fallback), np.isfinite(d).sum(axis=1).astype(np.float64)
+def sigma_and_count(d: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(robust sigma of each row (``analysis.robust``), its count of values), NaNs ignored."""
+    return robust_sigma(d)[1], np.isfinite(d).sum(axis=1).astype(np.float64)
 
 
 def block_mean_diffs(y: FloatArray, block: int) -> FloatArray:
@@ -153,14 +144,6 @@ def initial_level(y: FloatArray) -> FloatArray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         out: FloatArray = np.nan_to_num(np.nanmedian(first, axis=1))
-    return out
-
-
-def trailing_sum(x: FloatArray, window: int) -> FloatArray:
-    """[n, t] sum of each row over the ``window`` points ending at each point (fewer at the start)."""
-    out: FloatArray = np.cumsum(x, axis=1)
-    if window < x.shape[1]:
-        out[:, window:] -= out[:, :-window].copy()
     return out
 
 

@@ -28,6 +28,9 @@ from store.timeconv import ns_from_datetime
 
 DEFAULT_HISTORY_S = 24 * 3600
 """Baseline length learned from when no invariants are stored: the day before the window."""
+REFRESH_S = 24 * 3600
+"""Stored learned laws are learned again once the window starts this long (data time) after them."""
+_NS = 1_000_000_000
 
 _SEVERITY: dict[str, Severity] = {
     "invariant_trace_context": "warning",
@@ -107,29 +110,44 @@ def to_finding(v: Violation, start_ns: int, end_ns: int) -> Finding:
         before=0.0,
         after=share,
         p_value=v.p_value,
+        # Invariant violations are their own family, not part of the detectors' Benjamini-Hochberg
+        # family: each law is reported only below stats.ALPHA (1e-6), so a run checking L laws
+        # makes a false report with probability <= L x 1e-6 (Bonferroni; 1e-3 for a thousand
+        # laws). The q-value is the p-value, the per-law error rate that threshold controls.
         q_value=min(1.0, v.p_value),
         evidence={"invariant": inv.label(), "invariant_id": inv.id, "support": inv.support, "source": inv.source,
                   "exceptions": v.exceptions, "trials": v.trials, **v.evidence},
     )  # fmt: skip
 
 
-def detect_invariants(con: duckdb.DuckDBPyConnection, window: Window, spec_path: Path | None = None) -> list[Finding]:
+def current_laws(con: duckdb.DuckDBPyConnection, start_ns: int) -> tuple[list[Invariant], bool]:
+    """The learned laws a detection run from ``start_ns`` checks, and whether they are new.
+
+    The stored ones when they were learned before ``start_ns`` and less than ``REFRESH_S``
+    before it; else laws learned afresh over the ``DEFAULT_HISTORY_S`` before ``start_ns``
+    (second value True: the caller persists them, so the next runs do not learn again).
+    """
+    stored, learned_to = load_invariants(con)
+    if stored and learned_to is not None and start_ns - REFRESH_S * _NS <= learned_to <= start_ns:
+        return stored, False
+    return extract(con, start_ns - DEFAULT_HISTORY_S * _NS, start_ns), True
+
+
+def detect_invariants(
+    con: duckdb.DuckDBPyConnection, window: Window, spec_path: Path | None = None, laws: list[Invariant] | None = None
+) -> list[Finding]:
     """Invariant violations in ``window`` as Findings.
 
-    The laws come from, in order of preference: the spec file (when given), the stored
-    ``invariants`` table (when learned before the window ends), or a fresh extraction over
-    the ``DEFAULT_HISTORY_S`` before the window. A spec's boundary rules are checked too.
+    The laws come from, in order of preference: the spec file (when given), ``laws`` (when
+    given), or ``current_laws`` (stored, else learned from the ``DEFAULT_HISTORY_S`` before the
+    window). A spec's boundary rules and SLOs are checked too.
     """
     start_ns, end_ns = ns_from_datetime(window.start), ns_from_datetime(window.end)
     spec: Spec | None = load_spec(spec_path) if spec_path is not None else None
     if spec is not None:
         laws = spec.to_invariants()
-    else:
-        stored, learned_to = load_invariants(con)
-        if stored and learned_to is not None and learned_to <= start_ns:
-            laws = stored
-        else:
-            laws = extract(con, start_ns - DEFAULT_HISTORY_S * 1_000_000_000, start_ns)
+    elif laws is None:
+        laws, _ = current_laws(con, start_ns)
     violations = check(con, laws, start_ns, end_ns)
     if spec is not None:
         violations += check_boundaries(con, spec, start_ns, end_ns)

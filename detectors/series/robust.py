@@ -16,10 +16,10 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy.special import chdtri
 
+from analysis.robust import MAD_TO_SIGMA
+
 FloatArray = NDArray[np.float64]
 
-MAD_TO_SIGMA = 1.4826
-"""1 / Phi^-1(3/4): makes the MAD a consistent estimator of sigma for normal data."""
 _TRIM_TO_SIGMA = 0.7892
 """Standard deviation of the middle 90 % of a standard normal (the 5-95 % trimmed sd)."""
 

@@ -3,6 +3,8 @@
 Each detector: pinned alarm indices on a seeded signal with a known answer (and the delay
 after the true change), quiet noise models raise nothing, a batch of 200 series equals
 200 single runs, gaps are safe, scale does not matter, runs are deterministic.
+
+Over 450 lines: three detectors share the signal builders and the batch-equals-single checks.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import kendalltau
 
-from analysis.baselines import Baseline, auto_baseline, seasonal_baseline, trailing_baseline
+from analysis.baselines import Baseline, Seasonality, auto_baseline, seasonal_baseline, trailing_baseline
 from detectors.base import Detection, FloatArray, SeriesBatch, SignalKey
 from detectors.early_warning import EarlyWarning, kendall_upper_tail
 from detectors.oscillation import Oscillation, fisher_g_pvalue
@@ -294,7 +296,8 @@ def test_oscillation_ignores_daily_harmonics_a_seasonal_baseline_leaves() -> Non
     x = 100.0 * (1 + 0.3 * day) + 5.0 * rng.standard_normal((10, w.size))
     center = np.broadcast_to(100.0 * (1 + 0.2 * day), x.shape).copy()
     ones = np.ones(x.shape, dtype=np.int64)
-    weak = Baseline(center, np.full(x.shape, 5.0), center, center, ones, "seasonal(period=1440,seasons=7,tolerance=0)")
+    method, season = "seasonal(period=1440,seasons=7,tolerance=0)", Seasonality(1440, 7, 0)
+    weak = Baseline(center, np.full(x.shape, 5.0), center, center, ones, method, seasonal=season)
     alerts = Oscillation().detect(_batch(x, baseline=weak)).alert.any()
     assert not alerts
     # The teeth of the rule: without it the 12-hour harmonic is reported.

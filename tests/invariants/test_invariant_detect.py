@@ -9,10 +9,13 @@ import duckdb
 import pytest
 from invariant_scenario import FAULT_MIN, at
 
-from analysis import Window
+from analysis import Window, rollup_all
+from detectors.detection_run import run_detection
 from detectors.invariants.model import Invariant, load_invariants, save_invariants
-from detectors.invariants.monitor import check, detect_invariants, extract
+from detectors.invariants.monitor import check, current_laws, detect_invariants, extract
+from store.connection import Store
 from store.findings import write_findings
+from store.timeconv import ns_from_datetime
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +129,25 @@ def test_lost_server_spans_break_conservation_at_the_right_minute(mini_faults_st
     assert v.evidence["minutes"][0]["server_spans"] < v.evidence["minutes"][0]["client_spans"]
     assert len(con.execute(v.evidence["sql"]).fetchall()) == 30  # one row per minute of the window
     con.close()
+
+
+def test_a_detection_run_persists_the_laws_it_learns_and_reuses_them(mini_faults_store: Path, tmp_path: Path) -> None:
+    """The laws are learned once (from the history before the window) and stored; the next run reads them."""
+    copy = tmp_path / "run.duckdb"
+    copy.write_bytes(mini_faults_store.read_bytes())
+    store = Store(copy)
+    try:
+        con = store.cursor()
+        rollup_all(con)
+        assert load_invariants(con) == ([], None)
+        first = run_detection(con, window_s=1800, history_s=7200, resolve_after_s=1800)
+        assert first is not None and ns_from_datetime(first.window.start) == at(FAULT_MIN)
+        stored, learned_to = load_invariants(con)
+        assert stored and learned_to == at(FAULT_MIN)
+        assert {f.detector for f in first.findings} >= {"invariant_attribute", "invariant_call_edge"}
+        assert current_laws(con, at(FAULT_MIN))[1] is False  # no second learning
+        again = run_detection(con, window_s=1800, history_s=7200, resolve_after_s=1800)
+        assert again is not None and again.counts["new"] == 0
+        assert {f.fingerprint for f in again.findings} == {f.fingerprint for f in first.findings}
+    finally:
+        store.close()
