@@ -35,7 +35,8 @@ from simulator.sinks import StoreSink
 from simulator.worlds import World
 from store.connection import Store
 from store.findings import write_findings
-from store.timeconv import naive_from_ns
+from store.rollups import operations_between
+from store.timeconv import naive_from_ns, ns_from_datetime
 
 NS_MIN = 60_000_000_000
 ALERT_DELAY_MIN = 15
@@ -98,16 +99,8 @@ def _describe(f: Finding) -> str:
 
 
 def _series(store: Store, window: Window) -> int:
-    row = (
-        store.cursor()
-        .execute(
-            "SELECT count(DISTINCT (service_name, operation)) FROM rollup_spans "
-            "WHERE minute >= $s AND minute < $e AND span_kind IN ('SERVER', 'CLIENT')",
-            {"s": window.start, "e": window.end},
-        )
-        .fetchone()
-    )
-    return int(row[0]) * 4 if row else 0
+    start, end = ns_from_datetime(window.start), ns_from_datetime(window.end)
+    return 4 * operations_between(store.cursor(), start, end)
 
 
 def alert_time(world: World, found: list[Finding]) -> int:

@@ -25,6 +25,9 @@ ends with one line::
     ingest_spans_per_s=<HTTP protobuf, committed> python_spans_per_s=<same, Python decoder> \
 decode_spans_per_s=<compiled decode only>
 
+Over 450 lines because a benchmark script is self-contained by design (data, server,
+clients, phases and report in one file a reader can run and audit).
+
 Usage::
 
     .venv/bin/python benchmarks/ingest.py --quick        # 50k spans smoke run

@@ -26,8 +26,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from controller.auth import BearerAuth
-from controller.gate import handle_gate_request
-from reports import get_report, list_reports
 from store import findings as store_findings
 from store import invariants as store_invariants
 from store import jobs as store_jobs
@@ -174,6 +172,8 @@ class _StoreRoutes:
             return _json({"error": str(exc)}, exc.status)
 
         def read(con: Any) -> dict[str, Any]:
+            from reports import list_reports  # the reports package (matplotlib) loads when first asked for
+
             items = list_reports(con, limit=limit)
             return {"items": items, "count": len(items)}
 
@@ -183,6 +183,8 @@ class _StoreRoutes:
         rid = request.path_params["report_id"]
 
         def read(con: Any) -> dict[str, Any]:
+            from reports import get_report
+
             found = get_report(con, rid)
             if found is None:
                 raise ApiError(404, f"no report {rid[:60]!r}")
@@ -197,6 +199,8 @@ class _StoreRoutes:
         def read() -> bytes | None:
             con = self.store.cursor()
             try:
+                from reports import get_report
+
                 found = get_report(con, rid)
             finally:
                 con.close()
@@ -211,6 +215,8 @@ class _StoreRoutes:
 
     async def gate(self, request: Request) -> Response:
         """``POST /api/gate``: the observability gate for deploy controllers (see ``driftscope gate``)."""
+        from controller.gate import handle_gate_request  # the gate's statistics load when first asked for
+
         body = await request.body()
 
         def work() -> tuple[int, dict[str, Any]]:

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from controller.cli_support import common_options, settings_for
 from controller.gate import EXIT_CODES, GateError, GateRequest, GateResult, exit_code, parse_side, render, run_gate
 from detectors.judge import ContractError
+from store.connection import connect_readonly
+from store.errors import StoreError
 
 __all__ = ["gate"]
 
@@ -75,9 +77,9 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
     if not Path(path).is_file():
         raise GateUsageError(f"store {path} does not exist (run `driftscope serve`, `import` or `simulate` first)")
     try:
-        return duckdb.connect(path, read_only=True)
-    except duckdb.Error as exc:
-        raise GateUsageError(f"cannot open store {path} read-only: {exc}") from None
+        return connect_readonly(path)
+    except StoreError as exc:
+        raise GateUsageError(str(exc)) from None
 
 
 def _local(store: str | Path, request: GateRequest, contract_path: str | None) -> GateResult:

@@ -47,6 +47,10 @@ from detectors.planning.design import DesignResult, check_design
 from detectors.planning.evidence import EvidenceError, read_check_runs, read_junit, repository_rows
 from detectors.planning.facts import SystemFacts, build_facts, read_baselines
 from detectors.planning.render import Format, render_checklist, render_design
+from store.connection import connect_readonly
+from store.errors import StoreError
+from store.raw import newest_span_ns, service_versions
+from store.timeconv import ns_from_datetime
 
 __all__ = ["plan"]
 
@@ -107,12 +111,9 @@ def _store(store_path: str | None, settings: Settings) -> duckdb.DuckDBPyConnect
             raise PlanUsageError(f"store {store_path} does not exist")
         return None
     try:
-        con = duckdb.connect(str(path), read_only=True)
-        # no progress bar: DuckDB draws it on stdout during long queries, into the JSON a CI job parses
-        con.execute("SET enable_progress_bar = false")
-        return con
-    except duckdb.Error as exc:
-        raise PlanUsageError(f"cannot open store {path} read-only: {exc}") from None
+        return connect_readonly(path)  # no progress bar in the JSON a CI job parses
+    except StoreError as exc:
+        raise PlanUsageError(str(exc)) from None
 
 
 def _window(con: duckdb.DuckDBPyConnection, window: str, end: str | None) -> tuple[int, int]:
@@ -125,12 +126,12 @@ def _window(con: duckdb.DuckDBPyConnection, window: str, end: str | None) -> tup
             t = dt.datetime.fromisoformat(end)
         except ValueError:
             raise PlanUsageError(f"--end {end!r} is not an ISO-8601 time") from None
-        stop = int((t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp() * _NS)
+        stop = ns_from_datetime(t)
         return stop - length, stop
-    row = con.execute("SELECT epoch_ns(max(start_time)) FROM spans").fetchone()
-    if not row or row[0] is None:
+    newest = newest_span_ns(con)
+    if newest is None:
         raise PlanUsageError("the store holds no spans: baselines need telemetry (or leave --store out)")
-    return int(row[0]) + 1 - length, int(row[0]) + 1
+    return newest + 1 - length, newest + 1
 
 
 def _facts(con: duckdb.DuckDBPyConnection | None, spec: Spec, window: str, end: str | None) -> SystemFacts:
@@ -288,8 +289,7 @@ def _physics(
 def _versions(con: duckdb.DuckDBPyConnection | None, service: str | None) -> set[str] | None:
     if con is None or service is None:
         return None
-    rows = con.execute("SELECT DISTINCT service_version FROM spans WHERE service_name = ?", [service]).fetchall()
-    return {str(r[0]) for r in rows if r[0] is not None} or None
+    return service_versions(con, service) or None
 
 
 @plan.command("check")

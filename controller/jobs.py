@@ -33,7 +33,6 @@ from controller.config import Settings
 from controller.dispatch import Dispatcher, dispatch_findings
 from detectors.detection_run import DetectionRun, run_detection
 from investigations.policies import configured_policy
-from reports import generate_report
 from store import jobs as store_jobs
 from store.connection import Store
 from store.raw import newest_span_ns
@@ -214,6 +213,8 @@ def report_job(settings: Settings) -> JobFn:
     """The nightly drift report over the configured window ending at the newest data."""
 
     def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
+        from reports import generate_report  # matplotlib loads when the first report is drawn, not at start
+
         cfg = settings.reports
         model, paths = generate_report(con, Path(cfg.out_dir), window_s=cfg.window_s, now_ns=now_ns)
         return {"report": model.id, "findings": len(model.findings), "paths": {k: str(v) for k, v in paths.items()}}

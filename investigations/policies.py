@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from investigations.claude import ClaudePolicy
 from investigations.config import InvestigationsConfig
-from investigations.perspectives import PerspectivesPolicy
 from investigations.playbook import PlaybookPolicy
 from investigations.policy import Policy
 from investigations.replay import ReplayPolicy
@@ -28,6 +26,9 @@ def policy_for(
     if name == "playbook":
         return PlaybookPolicy()
     if name == "claude":
+        from investigations.claude import ClaudePolicy  # the anthropic SDK loads only when Claude is asked for
+        from investigations.perspectives import PerspectivesPolicy
+
         claude = ClaudePolicy(config)
         return PerspectivesPolicy(claude, config.perspectives) if config.perspectives else claude
     if name == "replay":

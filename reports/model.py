@@ -8,10 +8,12 @@ are integer nanoseconds since the epoch (UTC) unless a name says otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+from store.findings import FindingRecord
 
 SCHEMA_VERSION = 1
 """Version of the JSON form (``report.json``); bumped on any incompatible change."""
@@ -43,34 +45,11 @@ class Counterexamples:
 
 
 @dataclass(frozen=True)
-class FindingView:
-    """One row of the ``findings`` table as the report shows it."""
+class FindingView(FindingRecord):
+    """One row of the ``findings`` table as the report shows it: the stored finding, its section,
+    its checkable evidence and its investigations."""
 
-    id: str
-    fingerprint: str
-    detector: str
-    category: Category
-    kind: str
-    service: str | None
-    operation: str | None
-    metric: str | None
-    attributes: str | None
-    severity: str
-    status: str
-    score: float
-    effect: float | None
-    effect_text: str
-    before: float | None
-    after: float | None
-    p_value: float
-    q_value: float
-    change_ns: int | None
-    window_start_ns: int
-    window_end_ns: int
-    first_seen_ns: int
-    last_seen_ns: int
-    runs: int
-    evidence: dict[str, Any]
+    category: Category = "performance"
     counterexamples: Counterexamples = field(default_factory=Counterexamples)
     investigations: tuple[InvestigationLink, ...] = ()
 

@@ -5,6 +5,7 @@ Times are integer nanoseconds (UTC). Reports never write these tables.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import duckdb
@@ -71,16 +72,13 @@ def read_findings(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) ->
     links = investigation_links(con, [r.id for r in records])
     return [
         FindingView(
-            id=r.id, fingerprint=r.fingerprint, detector=r.detector, category=category(r.detector), kind=r.kind,
-            service=r.service, operation=r.operation, metric=r.metric, attributes=r.attributes, severity=r.severity,
-            status=r.status, score=r.score, effect=r.effect, effect_text=r.effect_text, before=r.before,
-            after=r.after, p_value=r.p_value, q_value=r.q_value, change_ns=r.change_ns,
-            window_start_ns=r.window_start_ns, window_end_ns=r.window_end_ns, first_seen_ns=r.first_seen_ns,
-            last_seen_ns=r.last_seen_ns, runs=r.runs, evidence=r.evidence,
-            counterexamples=counterexamples(r.evidence), investigations=tuple(links.get(r.id, ())),
+            **{f.name: getattr(r, f.name) for f in fields(r)},
+            category=category(r.detector),
+            counterexamples=counterexamples(r.evidence),
+            investigations=tuple(links.get(r.id, ())),
         )
         for r in records
-    ]  # fmt: skip
+    ]
 
 
 def investigation_links(con: duckdb.DuckDBPyConnection, finding_ids: list[str]) -> dict[str, list[InvestigationLink]]:

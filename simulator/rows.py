@@ -3,6 +3,12 @@
 The rows are what ``collector`` produces when the same telemetry arrives over OTLP, so a
 direct-to-store run and an OTLP run give identical tables (``tests/test_simulator.py``
 proves it). Strings are built column-wise with polars; nothing loops per span in Python.
+
+Over 450 lines because one ``RowBuilder`` fills every raw table of a minute from the same
+per-minute state (ids, resources, cumulative counters); split by table, that state would be
+passed around or rebuilt. It writes the storage rows directly rather than OTLP for the
+collector to decode: the direct path is what makes a simulated week take seconds, and the
+equality of both paths is tested.
 """
 
 from __future__ import annotations

@@ -161,12 +161,22 @@ class Store:
 _READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
 
 
-@contextmanager
-def open_readonly(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to a store file (closed on exit); clear errors when missing or locked."""
+def connect_readonly(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to an existing store file (the caller closes it); StoreError says why not.
+
+    DuckDB's progress bar is off: it draws on stdout during long queries, into output a script parses.
+    """
     if not Path(path).exists():
         raise StoreError(f"store {path} does not exist (run `driftscope serve` or `import` first)")
     con = _connect(path, read_only=True)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+@contextmanager
+def open_readonly(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to a store file (closed on exit); clear errors when missing or locked."""
+    con = connect_readonly(path)
     try:
         yield con
     finally:

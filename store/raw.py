@@ -33,3 +33,9 @@ def data_end(con: duckdb.DuckDBPyConnection) -> int | None:
         return end
     newest = newest_span_ns(con)
     return None if newest is None else newest - newest % NS_PER_MIN + NS_PER_MIN
+
+
+def service_versions(con: duckdb.DuckDBPyConnection, service: str) -> set[str]:
+    """The service versions ``service`` reported in its spans."""
+    rows = con.execute("SELECT DISTINCT service_version FROM spans WHERE service_name = ?", [service]).fetchall()
+    return {str(r[0]) for r in rows if r[0] is not None}

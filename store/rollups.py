@@ -51,3 +51,14 @@ def latest_deploys(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]
         "FROM deploy_markers GROUP BY ALL ORDER BY 1"
     ).fetchall()
     return [(str(a), str(b), int(c)) for a, b, c in rows]
+
+
+def operations_between(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> int:
+    """Distinct (service, operation) with SERVER or CLIENT spans rolled up in [start_ns, end_ns)."""
+    in_window = f"minute >= {sql.from_ns('$s')}::TIMESTAMP AND minute < {sql.from_ns('$e')}::TIMESTAMP"
+    row = con.execute(
+        "SELECT count(DISTINCT (service_name, operation)) FROM rollup_spans "
+        f"WHERE {in_window} AND span_kind IN ('SERVER', 'CLIENT')",
+        {"s": start_ns, "e": end_ns},
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -5,6 +5,8 @@ random bytes never crash it; the output budget holds.
 ``compare`` is the contract: when the compiled decoder answers (it may decline and leave a
 request to Python), its answer equals the reference's, record for record and reason for
 reason. Well-formed requests of the shapes SDKs send must not be declined.
+
+Over 450 lines: one generator of requests serves every comparison, so they stay in one module.
 """
 
 from __future__ import annotations
