@@ -102,3 +102,43 @@ def test_retention_counts_from_the_newest_data_not_a_later_wall_clock(tmp_path: 
     assert outcome.detail["now_ns"] == newest
     assert newest - 3_600_000_000_000 <= oldest
     store.close()
+
+
+def test_cli_detect_writes_what_the_scheduled_job_writes(tmp_path: Path) -> None:
+    """`driftscope detect` and the scheduled detect job are one function: same findings, invariants included."""
+    from click.testing import CliRunner
+
+    from analysis import rollup_all
+    from controller.cli import main
+    from controller.config import load_config
+    from controller.jobs import detect_job
+    from simulator.run import simulate
+    from simulator.scenario import load_scenario
+    from simulator.sinks import StoreSink
+
+    first = tmp_path / "job.duckdb"
+    store = Store(first)
+    simulate(load_scenario("call-edge-added"), StoreSink(store), hours=4.0, history_days=0.25, seed=5)
+    rollup_all(store.cursor())
+    store.close()
+    second = tmp_path / "cli.duckdb"
+    second.write_bytes(first.read_bytes())
+
+    settings = load_config(None, store=str(first), detection={"resolve_after_s": 600.0})
+    store = Store(first)
+    runner = JobRunner(store, {"detect": detect_job(store, settings)}, CollectorRegistry())
+    assert runner.run("detect").outcome == "ok"
+    job_rows = store.cursor().execute("SELECT id, detector, status, runs FROM findings ORDER BY id").fetchall()
+    job_laws = store.cursor().execute("SELECT id, epoch_ns(learned_to) FROM invariants ORDER BY id").fetchall()
+    store.close()
+
+    config = tmp_path / "d.toml"
+    config.write_text("[detection]\nresolve_after_s = 600.0\n")
+    result = CliRunner().invoke(main, ["detect", "--store", str(second), "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(second), read_only=True)
+    cli_rows = con.execute("SELECT id, detector, status, runs FROM findings ORDER BY id").fetchall()
+    cli_laws = con.execute("SELECT id, epoch_ns(learned_to) FROM invariants ORDER BY id").fetchall()
+    con.close()
+    assert cli_rows == job_rows and job_rows
+    assert cli_laws == job_laws and job_laws  # both ran the invariant checks (and stored the laws they learned)
