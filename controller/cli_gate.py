@@ -34,8 +34,9 @@ class GateUsageError(click.ClickException):
     exit_code = USAGE_EXIT
 
 
-class _GateCommand(click.Command):
-    """A click command whose usage errors (bad options, missing values) exit 4 instead of 2."""
+class UsageExit4Command(click.Command):
+    """A click command whose usage errors (bad options, missing values) exit 4 instead of 2, which would read
+    as the gate's 'marginal' (shared by ``gate`` and ``plan``)."""
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
@@ -94,7 +95,7 @@ def _local(store: str | Path, request: GateRequest, contract_path: str | None) -
         con.close()
 
 
-@click.command("gate", cls=_GateCommand)
+@click.command("gate", cls=UsageExit4Command)
 @common_options
 @click.option("--baseline", required=True, help="Baseline side: version=V and/or window=START/END (ISO-8601, UTC).")
 @click.option("--candidate", required=True, help="Candidate side, same syntax as --baseline.")

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import click
 import duckdb
 from pydantic import ValidationError
 
+from controller.cli_gate import GateUsageError, UsageExit4Command
 from controller.cli_support import common_options, parse_duration, settings_for
 from controller.config import Settings
 from controller.gate import EXIT_CODES, GateError, GateRequest, parse_side, run_gate
@@ -54,31 +55,15 @@ from store.timeconv import ns_from_datetime
 
 __all__ = ["plan"]
 
-USAGE_EXIT = EXIT_CODES["usage"]
 _NS = 1_000_000_000
 
 
-class PlanUsageError(click.ClickException):
+class PlanUsageError(GateUsageError):
     """A usage error of ``driftscope plan``: printed as 'Error: ...', exit status 4."""
-
-    exit_code = USAGE_EXIT
-
-
-class _PlanCommand(click.Command):
-    """Click's own usage errors (bad options) exit 4, not 2, which would read as 'marginal'."""
-
-    def make_context(
-        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
-    ) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent, **extra)
-        except click.UsageError as exc:
-            exc.exit_code = USAGE_EXIT  # type: ignore[misc]  # click reads it from the instance
-            raise
 
 
 class _PlanGroup(click.Group):
-    command_class = _PlanCommand
+    command_class = UsageExit4Command
 
 
 @click.group("plan", cls=_PlanGroup)
@@ -91,6 +76,21 @@ def _settings(config_path: str | None, store_path: str | None) -> Settings:
         return settings_for(config_path, store_path)
     except click.ClickException as exc:
         raise PlanUsageError(exc.message) from None
+
+
+def _system_facts(
+    settings: Settings, spec_path: str | None, store_path: str | None, window: str, end: str | None
+) -> SystemFacts:
+    """The spec (required) with the store's facts over the window ending at ``end``."""
+    spec = _spec(spec_path, settings)
+    if spec is None:
+        raise PlanUsageError("no spec: give --spec FILE (the system's layers and rules) or set detection.spec")
+    con = _store(store_path, settings)
+    try:
+        return _facts(con, spec, window, end)
+    finally:
+        if con is not None:
+            con.close()
 
 
 def _spec(spec_path: str | None, settings: Settings) -> Spec | None:
@@ -198,15 +198,7 @@ def draft(  # noqa: PLR0917  click passes every option as an argument
     from detectors.planning.draft import DraftError, Hints, draft_contract
 
     settings = _settings(config_path, store_path)
-    spec = _spec(spec_path, settings)
-    if spec is None:
-        raise PlanUsageError("no spec: give --spec FILE (the system's layers and rules) or set detection.spec")
-    con = _store(store_path, settings)
-    try:
-        facts = _facts(con, spec, window, end)
-    finally:
-        if con is not None:
-            con.close()
+    facts = _system_facts(settings, spec_path, store_path, window, end)
     hints = Hints(touch=touch, add=add_ops, calls=tuple(_edge(c) for c in calls), tests_match=tests_match)
     try:
         if policy == "claude":
@@ -246,15 +238,7 @@ def check_design_cmd(  # noqa: PLR0917
     """Check a plan against the boundary rules and invariants before code exists; exit 1 when refused."""
     contract = _contract(contract_path)
     settings = _settings(config_path, store_path)
-    spec = _spec(spec_path, settings)
-    if spec is None:
-        raise PlanUsageError("no spec: give --spec FILE (the system's layers and rules) or set detection.spec")
-    con = _store(store_path, settings)
-    try:
-        facts = _facts(con, spec, window, end)
-    finally:
-        if con is not None:
-            con.close()
+    facts = _system_facts(settings, spec_path, store_path, window, end)
     result = _design(contract, facts)
     _emit(render_design(result, cast(Format, fmt)), output)
     raise SystemExit(0 if result.accepted else EXIT_CODES["fail"])
