@@ -156,6 +156,15 @@ def _backoff_ms(own_ms: float, eff: Effects, site: int) -> float:
     return own_ms if eff.site_backoff_ms is None else float(eff.site_backoff_ms[site])
 
 
+def _backs_off(st: _Site, eff: Effects, site: int) -> np.ndarray:
+    """Attempts followed by a back-off: failed ones, except a last one a fallback answers at once."""
+    if eff.site_fallback is None or not eff.site_fallback[site]:
+        return st.failed
+    last = st.attempt_no == st.attempts_per_call[st.call_of_attempt] - 1
+    result: np.ndarray = st.failed & ~last
+    return result
+
+
 class Engine:
     """Stateful minute-by-minute generator for one scenario run (deterministic per seed)."""
 
@@ -286,7 +295,9 @@ class Engine:
             over = dc > timeout_ms
             w.timed_out[sl] = over
             w.d_client[sl] = np.where(over, timeout_ms, dc)
-            cost = w.d_client[sl] + np.where(st.failed, _backoff_ms(s.call.backoff_ms, eff, s.index), 0.0)
+            cost = w.d_client[sl] + np.where(
+                _backs_off(st, eff, s.index), _backoff_ms(s.call.backoff_ms, eff, s.index), 0.0
+            )
             st.call_total = np.bincount(st.call_of_attempt, weights=cost, minlength=len(st.call_parent))
             if s.call.mode == "async":
                 continue  # the caller neither waits for nor fails with an async call
@@ -325,7 +336,8 @@ class Engine:
                     np.maximum.at(longest, st.call_parent, st.call_total)
                     touched = np.unique(st.call_parent)
                     cursor[touched] += longest[touched]
-                cost = w.d_client[sl] + np.where(st.failed, _backoff_ms(s.call.backoff_ms, eff, s.index), 0.0)
+                backoff = _backoff_ms(s.call.backoff_ms, eff, s.index)
+                cost = w.d_client[sl] + np.where(_backs_off(st, eff, s.index), backoff, 0.0)
                 st.client_start = np.repeat(base, st.attempts_per_call) + _group_exclusive_cumsum(
                     cost, st.attempts_per_call
                 )
