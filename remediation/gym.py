@@ -49,6 +49,8 @@ class RemediationScore:
     wall_s: float
     status: str
     result: RunnerResult | None = None
+    rows: int = 0
+    """Rows the unpatched future holds (spans, metric points, logs; the patched one is alike)."""
 
     @property
     def fixed(self) -> bool:
@@ -107,8 +109,9 @@ def run_remediation(
             return RemediationScore(name, rank, len(patches), first.describe(), "invalid", None, True,
                                     time.monotonic() - started, f"{outcome.status}; {str(exc)[:200]}")  # fmt: skip
         result = judge_fork(run, first, sc, minutes, stores)
+        rows = sum(run.totals.values())
     finally:
         for s in stores:
             s.close()
     return RemediationScore(name, rank, len(patches), first.describe(), result.verdict, result.ttr_min,
-                            result.broken_before, time.monotonic() - started, outcome.status, result)  # fmt: skip
+                            result.broken_before, time.monotonic() - started, outcome.status, result, rows)  # fmt: skip

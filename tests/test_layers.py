@@ -12,18 +12,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("collector", "analysis", "detectors", "controller", "investigations", "reports", "simulator", "dashboards")
+PACKAGES = (
+    "collector", "analysis", "detectors", "controller", "investigations", "reports", "simulator", "dashboards",
+    "remediation",
+)  # fmt: skip
 
 STORE_LAYER = "collector.store"
 FORBIDDEN: dict[str, set[str]] = {
     "collector": set(PACKAGES) - {"collector"},
-    "analysis": {"detectors", "controller", "investigations", "reports", "dashboards", "simulator"},
-    "detectors": {"collector", "controller", "investigations", "reports", "dashboards", "simulator"},
-    "investigations": {"controller", "reports", "dashboards"},
-    "reports": {"detectors", "controller", "dashboards"},
-    "simulator": {"analysis", "detectors", "controller", "investigations", "reports", "dashboards"},
-    "dashboards": {"collector", "analysis", "detectors", "investigations", "reports", "simulator"},
+    "analysis": {"detectors", "controller", "investigations", "reports", "dashboards", "simulator", "remediation"},
+    "detectors": {"collector", "controller", "investigations", "reports", "dashboards", "simulator", "remediation"},
+    "investigations": {"controller", "reports", "dashboards", "remediation"},
+    "reports": {"detectors", "controller", "dashboards", "remediation"},
+    "simulator": {"analysis", "detectors", "controller", "investigations", "reports", "dashboards", "remediation"},
+    "dashboards": {"collector", "analysis", "detectors", "investigations", "reports", "simulator", "remediation"},
     "controller": set(),
+    # remediation (patch apply, the test runner, the gym's remediation round) sits beside the gym: only the
+    # CLI and the benchmarks import it
+    "remediation": {"controller", "reports", "dashboards"},
 }
 
 

@@ -29,7 +29,10 @@ def _error(text: str, scenario_name: str | None = None) -> str:
     [
         ("actions: [{kind: scale, operation: 'payment:Charge', servers: -2}]", "actions.0.scale.servers"),
         ("actions: [{kind: scale, operation: 'payment:Charge', factor: -1}]", "actions.0.scale.factor"),
-        ("actions: [{kind: rate_limit, entrypoint: 'frontend:GET /', rate_per_s: 0}]", "actions.0.rate_limit.rate_per_s"),
+        (
+            "actions: [{kind: rate_limit, entrypoint: 'frontend:GET /', rate_per_s: 0}]",
+            "actions.0.rate_limit.rate_per_s",
+        ),
         ("actions: [{kind: call_site, caller: a, callee: b, retries: -1}]", "actions.0.call_site.retries"),
         ("actions: [{kind: reboot, service: payment}]", "actions.0"),
         ("actions: []", "actions"),
@@ -98,13 +101,26 @@ def test_scale_by_a_factor_rounds_up_and_never_reaches_zero(servers: int, factor
 _actions = st.one_of(
     st.builds(lambda s: {"kind": "rollback", "service": s}, st.sampled_from(["api", "store"])),
     st.builds(lambda n: {"kind": "scale", "operation": "api:Get", "servers": n}, st.integers(1, 10_000)),
-    st.builds(lambda r, b, f: {"kind": "call_site", "caller": "api:Get", "callee": "bank:Auth", "retries": r,
-                               "backoff_ms": b, "fallback": f},
-              st.integers(0, 5), st.floats(0, 1e4, allow_nan=False), st.booleans()),  # fmt: skip
-    st.builds(lambda r: {"kind": "rate_limit", "entrypoint": "api:Get", "rate_per_s": r},
-              st.floats(1e-3, 1e5, allow_nan=False)),  # fmt: skip
-    st.builds(lambda s: {"kind": "drain", "target": "store:Read", "standby_share": s},
-              st.floats(1e-3, 1.0, allow_nan=False)),  # fmt: skip
+    st.builds(
+        lambda r, b, f: {
+            "kind": "call_site",
+            "caller": "api:Get",
+            "callee": "bank:Auth",
+            "retries": r,
+            "backoff_ms": b,
+            "fallback": f,
+        },
+        st.integers(0, 5),
+        st.floats(0, 1e4, allow_nan=False),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda r: {"kind": "rate_limit", "entrypoint": "api:Get", "rate_per_s": r},
+        st.floats(1e-3, 1e5, allow_nan=False),
+    ),
+    st.builds(
+        lambda s: {"kind": "drain", "target": "store:Read", "standby_share": s}, st.floats(1e-3, 1.0, allow_nan=False)
+    ),
 )
 
 
