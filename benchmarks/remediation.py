@@ -14,7 +14,8 @@ library, combos, worlds):
 - ``fixed@1``: share of scenarios whose first patch the runner calls fixed (no patch: not fixed);
 - ``harm``: share whose first patch is harmful (an SLO, an invariant or acceptance worse than
   without it);
-- ``seen``: scenarios where the unpatched future failed a check (elsewhere a "fixed" is vacuous);
+- ``seen``: scenarios where the unpatched future failed a check, or no patch was judged (where the
+  runner saw nothing wrong without the patch, a "fixed" is vacuous);
 - ``ttr_min``: median time to recovery of the fixed ones.
 
 Ends with one line ``fixed_at_1= harm_rate= ttr_min=`` for the single-fault library scenarios.
@@ -50,7 +51,7 @@ def _summary(name: str, scores: list[RemediationScore]) -> tuple[float, float, f
     harm = sum(s.harmful for s in scores) / n
     ttrs = [s.ttr_min for s in scores if s.fixed and s.ttr_min is not None]
     ttr = statistics.median(ttrs) if ttrs else None
-    seen = [s for s in scores if s.broken_before]
+    seen = [s for s in scores if s.broken_before is not False]
     seen_fixed = sum(s.fixed for s in seen) / max(len(seen), 1)
     print(f"{name:28s} n={len(scores):3d}  fixed@1 {fixed:.2f}  harm {harm:.2f}  seen {len(seen)}/{len(scores)} "
           f"(fixed@1 among seen {seen_fixed:.2f})  ttr median {'-' if ttr is None else f'{ttr:g} min'}")  # fmt: skip
@@ -59,8 +60,9 @@ def _summary(name: str, scores: list[RemediationScore]) -> tuple[float, float, f
 
 def _row(score: RemediationScore, rows: int) -> None:
     ttr = "-" if score.ttr_min is None else f"{score.ttr_min:g}"
+    seen = {True: "yes", False: "no", None: "-"}[score.broken_before]
     print(f"  {score.scenario[:26]:26s} {rows:>9,d} {score.rank or '-':>4} {score.patch[:44]:44s} {score.verdict:10s} "
-          f"{'yes' if score.broken_before else 'no':>4s} {ttr:>5s} {score.wall_s:6.1f}", flush=True)  # fmt: skip
+          f"{seen:>4s} {ttr:>5s} {score.wall_s:6.1f}", flush=True)  # fmt: skip
 
 
 def _run(

@@ -45,7 +45,8 @@ class RemediationScore:
     verdict: str
     """fixed, not fixed, harmful, invalid (the patch does not fit the world) or no patch."""
     ttr_min: float | None
-    broken_before: bool
+    broken_before: bool | None
+    """Whether the runner saw the incident in the unpatched future (None: no patch was judged)."""
     wall_s: float
     status: str
     result: RunnerResult | None = None
@@ -100,13 +101,13 @@ def run_remediation(
         rank = rank_of(outcome.report, run.summary(minutes.end / 60).truth.faults)
         patches = outcome.report.patches
         if not patches:
-            return RemediationScore(name, rank, 0, "-", "no patch", None, True, time.monotonic() - started,
+            return RemediationScore(name, rank, 0, "-", "no patch", None, None, time.monotonic() - started,
                                     outcome.status)  # fmt: skip
         first = patches[0]
         try:
             resolve(first, sc, minutes.patch)
         except PatchError as exc:
-            return RemediationScore(name, rank, len(patches), first.describe(), "invalid", None, True,
+            return RemediationScore(name, rank, len(patches), first.describe(), "invalid", None, None,
                                     time.monotonic() - started, f"{outcome.status}; {str(exc)[:200]}")  # fmt: skip
         result = judge_fork(run, first, sc, minutes, stores)
         rows = sum(run.totals.values())
