@@ -29,7 +29,7 @@ LAZY_COMMANDS = {
     "invariants": "controller.cli_invariants:invariants",
     "contract": "controller.cli_invariants:contract",
     "investigate": "controller.cli_investigate:investigate",
-    "gym": "controller.cli_investigate:gym",
+    "gym": "controller.cli_gym:gym",
     "plan": "controller.cli_plan:plan",
     "adversary": "controller.cli_adversary:adversary",
 }

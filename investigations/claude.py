@@ -22,6 +22,7 @@ from investigations.config import InvestigationsConfig
 from investigations.environment import Environment
 from investigations.report import Report, report_schema
 from investigations.tools import tool_definitions
+from simulator.patches import Patch
 
 PROMPT = Path(__file__).parent / "prompts" / "system.md"
 SUBMIT = "submit_report"
@@ -64,6 +65,14 @@ def _assistant_blocks(content: list[Any], *, cut: bool) -> list[dict[str, Any]]:
         elif b.type == "tool_use" and not cut:
             out.append({"type": "tool_use", "id": b.id, "name": b.name, "input": b.input})
     return out or [{"type": "text", "text": "(no content)"}]
+
+
+def with_proposed(report: Report, env: Environment) -> Report:
+    """``report`` with the patches accepted by ``propose_patch`` appended (those it does not already carry)."""
+    carried = {p.describe() for p in report.patches}
+    extra = [Patch.model_validate(r.data["patch"]) for r in env.results if r.tool == "propose_patch" and
+             r.error is None and r.data.get("describe") not in carried]  # fmt: skip
+    return report.model_copy(update={"patches": [*report.patches, *extra]}) if extra else report
 
 
 class ClaudePolicy:
@@ -136,7 +145,7 @@ class ClaudePolicy:
             for use in uses:
                 if use.name == SUBMIT:
                     try:
-                        return Report.model_validate(use.input)
+                        return with_proposed(Report.model_validate(use.input), env)
                     except ValidationError as exc:
                         text = f"invalid report: {exc.errors()[:5]}"
                         results.append({"type": "tool_result", "tool_use_id": use.id, "content": text,

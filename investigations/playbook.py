@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass, field
 
 from investigations.environment import Environment
+from investigations.propose import propose
 from investigations.report import Candidate, Claim, Report, ToolCall
 from investigations.tools import ToolResult
 
@@ -288,4 +289,11 @@ class PlaybookPolicy:
             questions.append(f"Deploys in the window without a measured symptom: {', '.join(quiet_deploys)}.")
         if not candidates:
             questions.append("Is the alert window right? Widen it or check signals not in spans and logs.")
-        return Report(summary=summary, candidates=candidates, claims=claims, actions=actions, open_questions=questions)
+        patches = propose([(c.service, c.operation, c.mechanism) for c in candidates], set(deployed),
+                          compared.data.get("rows", []), saturation.data.get("rows", []),
+                          deps.data.get("rows", []))  # fmt: skip
+        if candidates and not patches:
+            questions.append("No patch proposed: no release to roll back and no catalogue action reverses "
+                             f"{candidates[0].mechanism}.")  # fmt: skip
+        return Report(summary=summary, candidates=candidates, claims=claims, actions=actions, open_questions=questions,
+                      patches=patches)  # fmt: skip

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.patches import Patch
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +57,9 @@ class Report(_Model):
     candidates: list[Candidate] = Field(default_factory=list, description="ranked, most likely first")
     claims: list[Claim] = Field(default_factory=list)
     actions: list[str] = Field(default_factory=list, description="recommended actions")
+    patches: list[Patch] = Field(
+        default_factory=list, description="proposed remediation patches, best first (see simulator.patches)"
+    )
     open_questions: list[str] = Field(default_factory=list)
     disagreements: list[str] = Field(default_factory=list, description="where perspectives or checks disagree")
     status: Literal["complete", "partial"] = "complete"
@@ -105,7 +110,9 @@ def render_markdown(report: Report, title: str) -> str:
     for i, cl in enumerate(report.claims):
         mark = {True: "verified", False: "UNVERIFIED", None: "not checked"}[cl.verified]
         out.append(f"{i}. [{mark}] {_cell(cl.text)} — `{cl.call.tool}({_cell(str(cl.call.args))})`")
-    for head, items in (("Recommended actions", report.actions), ("Open questions", report.open_questions),
+    patches = [f"{p.title or p.describe()}: `{_cell(p.describe())}`" for p in report.patches]
+    for head, items in (("Recommended actions", report.actions), ("Proposed patches", patches),
+                        ("Open questions", report.open_questions),
                         ("Disagreements", report.disagreements), ("Established", report.established),
                         ("Not established", report.not_established)):  # fmt: skip
         if items:

@@ -22,6 +22,7 @@ from analysis import Window, signals
 from analysis.effects import two_proportion_z, two_sided_p, welch_z
 from investigations import tools_sql as q
 from investigations.snapshot import Snapshot, SnapshotError, to_timestamp
+from simulator.patches import CallSite, DisableEdge, Drain, Patch, RateLimit, Rollback, Scale
 
 
 class _Args(BaseModel):
@@ -112,6 +113,42 @@ def _describe_schema(snap: Snapshot, args: NoArgs) -> tuple[dict[str, Any], str,
         row_cap=200,
     )
     return {"tables": res.records(), "window": snap.window.to_dict()}, f"{len(res.rows)} tables", res.truncated
+
+
+class PatchArgs(_Args):
+    patch: Patch = Field(description="the remediation: actions (rollback, scale, call_site, disable_edge, "
+                         "rate_limit, drain), the expected effect and the rationale")  # fmt: skip
+
+
+def _patch_names(patch: Patch) -> list[tuple[str, str]]:
+    """(field, name) of every service or service:operation the patch's actions name."""
+    out: list[tuple[str, str]] = []
+    for i, a in enumerate(patch.actions):
+        key = f"patch.actions.{i}"
+        if isinstance(a, Rollback):
+            out.append((f"{key}.service", a.service))
+        elif isinstance(a, Scale):
+            out.append((f"{key}.operation", a.operation))
+        elif isinstance(a, CallSite | DisableEdge):
+            out += [(f"{key}.caller", a.caller), (f"{key}.callee", a.callee)]
+        elif isinstance(a, RateLimit):
+            out.append((f"{key}.entrypoint", a.entrypoint))
+        elif isinstance(a, Drain):
+            out.append((f"{key}.target", a.target))
+    return out
+
+
+def _propose_patch(snap: Snapshot, args: PatchArgs) -> tuple[dict[str, Any], str, bool]:
+    """Check a proposed patch's names against the snapshot's spans (client spans name untraced peers)."""
+    res = snap.query("SELECT DISTINCT service_name, span_name FROM spans", row_cap=100_000)
+    ops = {f"{r[0]}:{r[1]}" for r in res.rows}
+    services = {str(r[0]) for r in res.rows}
+    unknown = [f"{k}: {name!r} is not a service or service:operation in the telemetry" for k, name in
+               _patch_names(args.patch) if name not in ops and name not in services]  # fmt: skip
+    if unknown:
+        raise SnapshotError("; ".join(unknown))
+    data = {"accepted": True, "patch": args.patch.model_dump(mode="json"), "describe": args.patch.describe()}
+    return data, f"patch accepted: {args.patch.describe()}", False
 
 
 def _run_sql(snap: Snapshot, args: SqlArgs) -> tuple[dict[str, Any], str, bool]:
@@ -278,6 +315,8 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
     Tool("saturation", "Queue depth and in-flight request gauges before vs during.", ServiceScope, _saturation),
     Tool("findings", "Detector findings overlapping the window.", ServiceScope, _findings),
     Tool("invariants", "Learned invariants (if any) mentioning the service.", ServiceScope, _invariants),
+    Tool("propose_patch", "Propose a remediation patch (checked against the telemetry's services and operations; "
+         "accepted patches join the report, first proposed first).", PatchArgs, _propose_patch),
 )}  # fmt: skip
 
 

@@ -5,7 +5,8 @@ that minute: latency multipliers and added error probability per operation, call
 probabilities and retries per call site, broken trace propagation per service, the
 arrival multiplier, extra log templates, attribute changes, batch-job shifts and the
 version each service runs. ``minute`` counts from the scenario start (negative in the
-history).
+history). A remediation patch (``simulator.patches.Overrides``) changes them from its
+``at_min`` on: faults it clears stop, versions, servers, call sites and entry caps change.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simulator.patches import Overrides
 from simulator.plan import Plan
 from simulator.scenario import Fault
 
@@ -33,6 +35,15 @@ class Effects:
     attribute_changes: list[tuple[int, str, str]] = field(default_factory=list)
     """(operation index, attribute, 'vanish' | 'type')."""
     batch_mult: dict[str, float] = field(default_factory=dict)
+    servers: np.ndarray | None = None
+    """Servers per operation when a patch changed them (None: the scenario's)."""
+    site_timeout_ms: np.ndarray | None = None
+    """Per call site timeout, ms (None: each call's own)."""
+    site_backoff_ms: np.ndarray | None = None
+    site_fallback: np.ndarray | None = None
+    """Per call site: a failed or timed-out call is answered by a fallback (the caller does not fail)."""
+    entry_cap_per_s: dict[int, float] = field(default_factory=dict)
+    """Root requests per second admitted per entry point index (rate limits)."""
 
 
 def _active(f: Fault, minute: float) -> bool:
@@ -54,8 +65,10 @@ def versions_at(plan: Plan, minute: float) -> dict[str, str]:
     return versions
 
 
-def effects_at(plan: Plan, minute: float) -> Effects:
-    """The effects in force during the minute starting at ``minute``."""
+def effects_at(plan: Plan, minute: float, patch: Overrides | None = None) -> Effects:
+    """The effects in force during the minute starting at ``minute`` (``patch`` applied from its ``at_min``)."""
+    if patch is not None and minute < patch.at_min:
+        patch = None
     n_ops = len(plan.ops)
     eff = Effects(
         latency_mult=np.ones(n_ops),
@@ -70,8 +83,8 @@ def effects_at(plan: Plan, minute: float) -> Effects:
     # A latency fault of magnitude m makes the whole operation (own work + calls) about
     # m x slower, so its own work grows by m x hold / own.
     own_scale = np.array([op.hold_ms / op.mean_ms for op in plan.ops])
-    for f in plan.scenario.faults:
-        if not _active(f, mid):
+    for i, f in enumerate(plan.scenario.faults):
+        if not _active(f, mid) or (patch is not None and i in patch.cleared_faults):
             continue
         op = plan.op_index.get(f.target)
         progress = (mid - f.start_min) / (f.end_min - f.start_min)
@@ -108,4 +121,39 @@ def effects_at(plan: Plan, minute: float) -> Effects:
                         eff.site_prob[s.index] = min(f.magnitude, 1.0)
         elif f.kind == "batch_shift":
             eff.batch_mult[f.target] = eff.batch_mult.get(f.target, 1.0) * (1 + f.magnitude * reach)
+    if patch is not None:
+        _apply(plan, eff, patch)
     return eff
+
+
+def _apply(plan: Plan, eff: Effects, patch: Overrides) -> None:
+    """A patch's overrides on top of the faults' effects (a patch's retry count beats a storm's)."""
+    eff.versions.update(patch.versions)
+    if patch.servers:
+        eff.servers = np.array([op.servers for op in plan.ops], dtype=float)
+        for ref, n in patch.servers.items():
+            eff.servers[plan.op_index[ref]] = n
+    if patch.edges:
+        n_sites = len(plan.sites)
+        eff.site_timeout_ms = np.array([s.call.timeout_ms if s.call else 0.0 for s in plan.sites])
+        eff.site_backoff_ms = np.array([s.call.backoff_ms if s.call else 0.0 for s in plan.sites])
+        eff.site_fallback = np.zeros(n_sites, dtype=bool)
+        for s in plan.sites:
+            if s.parent < 0:
+                continue
+            change = patch.edges.get((plan.ops[plan.sites[s.parent].op].ref, plan.ops[s.op].ref))
+            if not change:
+                continue
+            if "prob" in change:
+                eff.site_prob[s.index] = float(change["prob"])
+            if "retries" in change:
+                eff.site_retries[s.index] = int(change["retries"])
+            if "timeout_ms" in change:
+                eff.site_timeout_ms[s.index] = float(change["timeout_ms"])
+            if "backoff_ms" in change:
+                eff.site_backoff_ms[s.index] = float(change["backoff_ms"])
+            if "fallback" in change:
+                eff.site_fallback[s.index] = bool(change["fallback"])
+    for e, ep in enumerate(plan.scenario.entrypoints):
+        if ep.operation in patch.entry_caps_per_s:
+            eff.entry_cap_per_s[e] = patch.entry_caps_per_s[ep.operation]

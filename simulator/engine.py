@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.effects import Effects, effects_at
+from simulator.patches import Overrides
 from simulator.plan import Plan, sample_ms
 from simulator.queueing import MinuteQueue, QueueState, minute_queue, sample_waits
 from simulator.scenario import Episode
@@ -150,6 +151,20 @@ class _Work:
         self.start = np.zeros(total)
 
 
+def _backoff_ms(own_ms: float, eff: Effects, site: int) -> float:
+    """Back-off before a retry at call site ``site``, ms: the call's own unless a patch changed it."""
+    return own_ms if eff.site_backoff_ms is None else float(eff.site_backoff_ms[site])
+
+
+def _backs_off(st: _Site, eff: Effects, site: int) -> np.ndarray:
+    """Attempts followed by a back-off: failed ones, except a last one a fallback answers at once."""
+    if eff.site_fallback is None or not eff.site_fallback[site]:
+        return st.failed
+    last = st.attempt_no == st.attempts_per_call[st.call_of_attempt] - 1
+    result: np.ndarray = st.failed & ~last
+    return result
+
+
 class Engine:
     """Stateful minute-by-minute generator for one scenario run (deterministic per seed)."""
 
@@ -168,6 +183,8 @@ class Engine:
         sc = plan.scenario
         self.entry_weights = np.array([e.weight for e in sc.entrypoints], dtype=float)
         self.op_service = np.array([plan.services.index(op.service) for op in plan.ops])
+        self.patch: Overrides | None = None
+        """A remediation applied from its ``at_min`` on (set on a fork of the engine: ``simulator.fork``)."""
 
     def rate_per_s(self, minute: int, eff: Effects) -> float:
         """Root arrival rate during ``minute``: diurnal x weekly x episodes x noise x faults."""
@@ -194,12 +211,15 @@ class Engine:
 
     def step(self, minute: int) -> MinuteData:
         """Simulate one minute (``minute`` counts from the scenario start)."""
-        eff = effects_at(self.plan, minute)
+        eff = effects_at(self.plan, minute, self.patch)
         rate = self.rate_per_s(minute, eff)
-        w = self._expand(eff, self.rng.poisson(rate * 60.0 * self.entry_share(minute)))
+        n_root = self.rng.poisson(rate * 60.0 * self.entry_share(minute))
+        for e, cap in eff.entry_cap_per_s.items():  # a rate limit refuses the excess at the edge
+            n_root[e] = min(int(n_root[e]), int(cap * 60.0))
+        w = self._expand(eff, n_root)
         q = self._work(w, eff)
-        self._durations(w)
-        self._starts(w)
+        self._durations(w, eff)
+        self._starts(w, eff)
         return self._assemble(minute, eff, q, w)
 
     def _expand(self, eff: Effects, n_root: np.ndarray) -> _Work:
@@ -244,6 +264,9 @@ class Engine:
         rng = self.rng
         plan = self.plan
         w.arrivals = np.bincount(w.op, minlength=len(plan.ops)).astype(float)
+        if eff.servers is not None and not np.array_equal(eff.servers, self.servers):
+            self.servers = eff.servers.copy()
+            self.queue_state.limit = QueueState.empty(self.servers).limit
         q = minute_queue(self.queue_state, w.arrivals, self.servers, self.hold_ms)
         self.prev_shed = q.shed
         w.wait = sample_waits(rng, q, w.op)
@@ -260,24 +283,28 @@ class Engine:
         w.rtt = RTT_BASE_MS + rng.exponential(RTT_MEAN_EXTRA_MS, w.total)
         return q
 
-    def _durations(self, w: _Work) -> None:
-        """Server and client durations bottom-up; failed calls fail their callers."""
+    def _durations(self, w: _Work, eff: Effects) -> None:
+        """Server and client durations bottom-up; failed calls fail their callers (unless a fallback answers)."""
         for s, st in zip(reversed(self.plan.sites), reversed(w.sites), strict=True):
             sl = slice(st.lo, st.hi)
             w.d_server[sl] = w.wait[sl] + w.own[sl] + w.children[sl]
             if s.call is None:
                 continue
             dc = w.rtt[sl] + (0.0 if s.call.mode == "async" else w.d_server[sl])
-            over = dc > s.call.timeout_ms
+            timeout_ms = s.call.timeout_ms if eff.site_timeout_ms is None else float(eff.site_timeout_ms[s.index])
+            over = dc > timeout_ms
             w.timed_out[sl] = over
-            w.d_client[sl] = np.where(over, s.call.timeout_ms, dc)
-            cost = w.d_client[sl] + np.where(st.failed, s.call.backoff_ms, 0.0)
+            w.d_client[sl] = np.where(over, timeout_ms, dc)
+            cost = w.d_client[sl] + np.where(
+                _backs_off(st, eff, s.index), _backoff_ms(s.call.backoff_ms, eff, s.index), 0.0
+            )
             st.call_total = np.bincount(st.call_of_attempt, weights=cost, minlength=len(st.call_parent))
             if s.call.mode == "async":
                 continue  # the caller neither waits for nor fails with an async call
             last = np.cumsum(st.attempts_per_call) - 1
             call_failed = (st.failed | w.upstream[sl] | over)[last]
-            w.upstream[st.call_parent[call_failed]] = True
+            if eff.site_fallback is None or not eff.site_fallback[s.index]:
+                w.upstream[st.call_parent[call_failed]] = True
             if s.call.mode == "sequential":
                 np.add.at(w.children, st.call_parent, st.call_total)
             else:
@@ -289,7 +316,7 @@ class Engine:
         seen = w.arrivals > 0
         self.hold_ms[seen] = 0.5 * self.hold_ms[seen] + 0.5 * sums[seen] / w.arrivals[seen]
 
-    def _starts(self, w: _Work) -> None:
+    def _starts(self, w: _Work, eff: Effects) -> None:
         """Start times top-down: calls in declared order, fan-out and attempts in sequence."""
         cursor = np.zeros(w.total)
         for s, st in zip(self.plan.sites, w.sites, strict=True):
@@ -309,7 +336,8 @@ class Engine:
                     np.maximum.at(longest, st.call_parent, st.call_total)
                     touched = np.unique(st.call_parent)
                     cursor[touched] += longest[touched]
-                cost = w.d_client[sl] + np.where(st.failed, s.call.backoff_ms, 0.0)
+                backoff = _backoff_ms(s.call.backoff_ms, eff, s.index)
+                cost = w.d_client[sl] + np.where(_backs_off(st, eff, s.index), backoff, 0.0)
                 st.client_start = np.repeat(base, st.attempts_per_call) + _group_exclusive_cumsum(
                     cost, st.attempts_per_call
                 )

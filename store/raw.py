@@ -8,8 +8,10 @@ same answers as the live one.
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 
 from store import dialect_duckdb as sql
+from store.connection import fetch_arrow
 from store.timeconv import NS_PER_MIN
 
 
@@ -39,3 +41,20 @@ def service_versions(con: duckdb.DuckDBPyConnection, service: str) -> set[str]:
     """The service versions ``service`` reported in its spans."""
     rows = con.execute("SELECT DISTINCT service_version FROM spans WHERE service_name = ?", [service]).fetchall()
     return {str(r[0]) for r in rows if r[0] is not None}
+
+
+_SERVER_MINUTES = """
+SELECT service_name || ':' || span_name AS op, (epoch_ns(start_time) - $origin) // 60000000000 AS minute,
+       count(*) AS n, median(duration_ns) FILTER (WHERE status_code <> 'ERROR') / 1e6 AS p50_ms,
+       avg(CASE WHEN status_code = 'ERROR' THEN 1.0 ELSE 0.0 END) AS error_ratio
+FROM spans
+WHERE span_kind IN ('SERVER', 'CONSUMER') AND start_time >= make_timestamp_ns($start)
+  AND start_time < make_timestamp_ns($end)
+GROUP BY ALL
+"""
+
+
+def server_minutes(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> pa.Table:
+    """Per served operation (``service:span``) and minute since ``start_ns`` of [start, end) in raw
+    spans: requests ``n``, median latency of successes ``p50_ms`` (ms), ``error_ratio`` (0-1)."""
+    return fetch_arrow(con, _SERVER_MINUTES, {"origin": start_ns, "start": start_ns, "end": end_ns})

@@ -16,20 +16,50 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
     "store", "collector", "analysis", "detectors", "controller", "investigations", "reports", "simulator",
-    "dashboards", "adversary",
+    "dashboards", "adversary", "remediation",
 )  # fmt: skip
 
 FORBIDDEN: dict[str, set[str]] = {
     "store": set(PACKAGES) - {"store"},
     "collector": set(PACKAGES) - {"collector", "store"},
-    "analysis": {"collector", "detectors", "controller", "investigations", "reports", "dashboards", "simulator"},
-    "detectors": {"collector", "controller", "investigations", "reports", "dashboards", "simulator"},
-    "investigations": {"collector", "controller", "reports", "dashboards", "adversary"},
-    "reports": {"collector", "detectors", "controller", "dashboards", "adversary"},
-    "simulator": {"analysis", "detectors", "controller", "investigations", "reports", "dashboards", "adversary"},
-    "dashboards": {"store", "collector", "analysis", "detectors", "investigations", "reports", "simulator"},
-    "adversary": {"controller", "collector", "reports", "dashboards"},
+    "analysis": {
+        "collector",
+        "detectors",
+        "controller",
+        "investigations",
+        "reports",
+        "dashboards",
+        "simulator",
+        "remediation",
+    },
+    "detectors": {"collector", "controller", "investigations", "reports", "dashboards", "simulator", "remediation"},
+    "investigations": {"collector", "controller", "reports", "dashboards", "adversary", "remediation"},
+    "reports": {"collector", "detectors", "controller", "dashboards", "adversary", "remediation"},
+    "simulator": {
+        "analysis",
+        "detectors",
+        "controller",
+        "investigations",
+        "reports",
+        "dashboards",
+        "adversary",
+        "remediation",
+    },
+    "dashboards": {
+        "store",
+        "collector",
+        "analysis",
+        "detectors",
+        "investigations",
+        "reports",
+        "simulator",
+        "remediation",
+    },
+    "adversary": {"controller", "collector", "reports", "dashboards", "remediation"},
     "controller": set(),
+    # remediation (patch apply, the test runner, the gym's remediation round) sits beside the gym: only the
+    # CLI and the benchmarks import it
+    "remediation": {"controller", "reports", "dashboards"},
 }
 """Packages each package must not import (controller wires everything; nothing imports adversary
 but the CLI)."""

@@ -80,6 +80,7 @@ def test_every_tool_has_a_schema_and_answers(snap: Snapshot) -> None:
         "run_sql": {"sql": "SELECT 1 AS one"},
         "get_signal": {"kind": "latency_p50", "service": "inventory"},
         "critical_path": {"trace_id": snap.query("SELECT trace_id FROM spans LIMIT 1").rows[0][0]},
+        "propose_patch": {"patch": {"actions": [{"kind": "drain", "target": "inventory"}]}},
     }
     for name in TOOLS:
         res = run_tool(snap, name, args.get(name, {}))
