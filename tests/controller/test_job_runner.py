@@ -118,7 +118,7 @@ def test_cli_detect_writes_what_the_scheduled_job_writes(tmp_path: Path) -> None
 
     first = tmp_path / "job.duckdb"
     store = Store(first)
-    simulate(load_scenario("call-edge-added"), StoreSink(store), hours=4.0, history_days=0.25, seed=5)
+    simulate(load_scenario("call-edge-added"), StoreSink(store), hours=3.5, history_days=0.125, seed=5)
     rollup_all(store.cursor())
     store.close()
     second = tmp_path / "cli.duckdb"
