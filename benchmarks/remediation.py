@@ -37,9 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from controller.cli_investigate import policy_for  # noqa: E402
 from investigations.config import InvestigationsConfig  # noqa: E402
 from investigations.gym import SKIPPED  # noqa: E402
+from investigations.policies import policy_for  # noqa: E402
 from remediation.gym import RemediationScore, run_remediation  # noqa: E402
 from simulator.scenario import Scenario, library, load_scenario  # noqa: E402
 from simulator.worlds import WorldConfig, generate_world  # noqa: E402

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Mapping
 
 import click
 import orjson
 
-from controller.cli_investigate import gym_run as _score_run
 from controller.cli_support import common_options, settings_for
 from investigations.config import investigations_config
 from investigations.policies import policy_for
@@ -23,6 +23,30 @@ from investigations.policies import policy_for
 def _bad_input(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(2)
+
+
+def _emit(row: Mapping[str, object], fmt: str) -> None:
+    click.echo(orjson.dumps(row).decode() if fmt == "json" else "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def _score_diagnosis(  # noqa: PLR0917
+    config_path: str | None, store_path: str | None, scenario: str, policy: str, rate: float, fmt: str
+) -> None:
+    """Simulate SCENARIO, investigate its fault with POLICY and print the diagnosis score."""
+    from investigations.gym import run_gym
+    from simulator.scenario import ScenarioError
+
+    config = investigations_config(settings_for(config_path, store_path))
+    try:
+        pol = policy_for(policy, config)
+        with tempfile.TemporaryDirectory(prefix="driftscope-gym-") as tmp:
+            score = run_gym(scenario, pol, tmp, config=config, rate_per_s=rate)
+    except (ValueError, ScenarioError) as exc:
+        raise click.ClickException(str(exc)) from None
+    row = {"scenario": score.scenario, "rank": score.rank, "at1": score.at1, "at3": score.at3,
+           "steps": score.steps, "tokens": score.tokens, "wall_s": round(score.wall_s, 2),
+           "claims_verified": f"{score.verified}/{score.claims}", "top": score.top, "status": score.status}  # fmt: skip
+    _emit(row, fmt)
 
 
 @click.group("gym")
@@ -43,7 +67,7 @@ def run(  # noqa: PLR0917  click passes every option as an argument
 ) -> None:  # fmt: skip
     """Simulate SCENARIO, investigate its fault with POLICY and score the report (and its first patch)."""
     if not remediate:
-        _score_run.callback(config_path, store_path, scenario, policy, rate, fmt)  # type: ignore[misc]
+        _score_diagnosis(config_path, store_path, scenario, policy, rate, fmt)
         return
     from remediation.gym import run_remediation
     from remediation.render import exit_code, table
@@ -59,12 +83,9 @@ def run(  # noqa: PLR0917  click passes every option as an argument
     row = {"scenario": score.scenario, "rank": score.rank, "patches": score.patches, "patch": score.patch,
            "verdict": score.verdict, "ttr_min": score.ttr_min, "wall_s": round(score.wall_s, 2),
            "status": score.status}  # fmt: skip
-    if fmt == "json":
-        click.echo(orjson.dumps(row).decode())
-    else:
-        click.echo("  ".join(f"{k}={v}" for k, v in row.items()))
-        if score.result is not None:
-            click.echo(table(score.result, f"patch 1: {score.patch}"))
+    _emit(row, fmt)
+    if fmt != "json" and score.result is not None:
+        click.echo(table(score.result, f"patch 1: {score.patch}"))
     sys.exit(exit_code(score.verdict))
 
 

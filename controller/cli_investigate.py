@@ -8,7 +8,6 @@ policy and scores it against the ground truth.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -98,37 +97,3 @@ def investigate(  # noqa: PLR0917  click passes every option as an argument
             click.echo(f"  {i}. {c.service} {c.operation or '-'}  {c.mechanism}  confidence {c.confidence:.2f}")
         verified = sum(1 for c in outcome.report.claims if c.verified)
         click.echo(f"  claims verified {verified}/{len(outcome.report.claims)}; report: {outcome.report_path}")
-
-
-@click.group("gym")
-def gym() -> None:
-    """Score investigation policies on simulator scenarios with known root causes."""
-
-
-@gym.command("run")
-@common_options
-@click.option("--scenario", required=True, help="Scenario name (see `driftscope scenarios`).")
-@click.option("--policy", type=click.Choice(["playbook", "claude"]), default="playbook", show_default=True)
-@click.option("--rate", type=float, default=8.0, show_default=True, help="Arrival rate cap (req/s).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def gym_run(  # noqa: PLR0917
-    config_path: str | None, store_path: str | None, scenario: str, policy: str, rate: float, fmt: str
-) -> None:
-    """Simulate SCENARIO, investigate its fault with POLICY and score the report."""
-    from investigations.gym import run_gym
-    from simulator.scenario import ScenarioError
-
-    config = investigations_config(settings_for(config_path, store_path))
-    try:
-        pol = policy_for(policy, config)
-        with tempfile.TemporaryDirectory(prefix="driftscope-gym-") as tmp:
-            score = run_gym(scenario, pol, tmp, config=config, rate_per_s=rate)
-    except (ValueError, ScenarioError) as exc:
-        raise click.ClickException(str(exc)) from None
-    row = {"scenario": score.scenario, "rank": score.rank, "at1": score.at1, "at3": score.at3,
-           "steps": score.steps, "tokens": score.tokens, "wall_s": round(score.wall_s, 2),
-           "claims_verified": f"{score.verified}/{score.claims}", "top": score.top, "status": score.status}  # fmt: skip
-    if fmt == "json":
-        click.echo(orjson.dumps(row).decode())
-    else:
-        click.echo("  ".join(f"{k}={v}" for k, v in row.items()))

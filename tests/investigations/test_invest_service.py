@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from controller.api import api_app
 from controller.api_alerts import alert_routes
-from controller.cli_investigate import gym, investigate
+from controller.cli_gym import gym
+from controller.cli_investigate import investigate
 from controller.config import load_config
 from investigations.config import InvestigationsConfig
 from investigations.playbook import PlaybookPolicy
