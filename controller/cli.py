@@ -18,7 +18,7 @@ import orjson
 
 from controller.cli_support import common_options, format_table, settings_for
 from store.connection import Store, query_readonly
-from store.errors import StoreError
+from store.errors import StoreError, StoreLockedError
 
 LAZY_COMMANDS = {
     "detect": "controller.cli_detect:detect",
@@ -87,10 +87,25 @@ def serve(
 @common_options
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sql(config_path: str | None, store_path: str | None, query: str, fmt: str) -> None:
-    """Run one read-only SQL query on the store and print the result."""
+@click.option("--api", "api_url", help="Query a running `driftscope serve` at this base URL (POST /api/sql).")
+@click.option("--token", help="Bearer token for --api [default: auth.api_token of the configuration].")
+def sql(
+    config_path: str | None, store_path: str | None, query: str, fmt: str, api_url: str | None, token: str | None
+) -> None:
+    """Run one read-only SQL query on the store (or a running service's, with --api) and print the result."""
     settings = settings_for(config_path, store_path)
-    table = query_readonly(settings.store, query)
+    if api_url:
+        from controller.cli_sql import query_api
+
+        table = query_api(api_url, query, token if token is not None else settings.auth.api_token)
+    else:
+        try:
+            table = query_readonly(settings.store, query)
+        except StoreLockedError as exc:
+            raise click.ClickException(
+                f"{exc}. `driftscope serve` holds this store: query it through the service with "
+                f'`driftscope sql --api http://{settings.server.http} "{query[:60]}"`'
+            ) from None
     click.echo(format_table(table, fmt), nl=False)
 
 
