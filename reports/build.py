@@ -8,6 +8,7 @@ estimated here.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections import Counter
 
@@ -59,6 +60,17 @@ def _deploy_near(f: FindingView, deploys: list[DeployMarker]) -> DeployMarker | 
     return max(pick, key=lambda d: d.time_ns) if pick else None
 
 
+def deploy_relation(change_ns: int | None, deploy: DeployMarker, end_ns: int) -> str:
+    """How a change relates to a deploy, honestly: ``after deploy payment 5.2.0 (03:00 UTC)`` when the
+    change follows it, ``within 5 min of deploy payment 5.2.0 (03:00 UTC)`` when the change point (a
+    minute-resolution estimate) lies a minute or more before it (within the minute: after)."""
+    name = f"deploy {deploy.service} {deploy.version} ({_when(deploy.time_ns, end_ns)})"
+    if change_ns is None or deploy.time_ns - change_ns < 60 * 1_000_000_000:
+        return f"after {name}"
+    minutes = math.ceil((deploy.time_ns - change_ns) / 60e9)
+    return f"within {minutes} min of {name}"
+
+
 def headline(
     findings: list[FindingView], deploys: list[DeployMarker], n_signals: int, window_s: float, end_ns: int
 ) -> str:
@@ -77,7 +89,7 @@ def headline(
         text += f" since {_when(top.change_ns, end_ns)}"
     deploy = _deploy_near(top, deploys)
     if deploy is not None:
-        text += f" after deploy {deploy.service} {deploy.version}"
+        text += " " + deploy_relation(top.change_ns, deploy, end_ns)
     affected = len({f.signal_key for f in findings})
     counts = Counter(f.severity for f in findings)
     sev = ", ".join(f"{counts[s]} {s}" for s in SEVERITIES if counts[s])

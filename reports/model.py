@@ -27,8 +27,9 @@ class InvestigationLink:
 
     id: str
     finding_id: str
-    href: str
-    """Where the investigation can be read (its report path, or the API address)."""
+    href: str | None
+    """Where the investigation can be read: its report file (absolute when read from the store, relative
+    to the report's folder once written), or None when it has no file (running, failed)."""
     status: str | None = None
     title: str | None = None
 

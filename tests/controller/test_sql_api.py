@@ -81,7 +81,8 @@ def test_rows_and_time_are_capped(served: ServerProc) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "controller", *args], capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-m", "controller", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_cli_sql_through_the_api_and_the_clear_error_without(served: ServerProc) -> None:
