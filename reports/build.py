@@ -117,15 +117,27 @@ def _plots(
     for key, group in list(groups.items())[:plots_max]:
         kind, service, operation, metric, attributes = key
         scale, unit = unit_of(kind)
+        other = companion_kind(kind)
+        companion = plot_series(con, (other, *key[1:]), start_ns, end_ns, history_s) if other else None
         plots.append(
             SignalPlot(
                 label=group[0].label, kind=kind, service=service, operation=operation, metric=metric,
                 attributes=attributes, unit=unit, scale=scale, finding_ids=tuple(f.id for f in group),
                 change_points_ns=tuple(sorted({f.change_ns for f in group if f.change_ns is not None})),
                 deploys=tuple(deploys), series=plot_series(con, key, start_ns, end_ns, history_s),
+                companion=companion, companion_kind=other or "",
             )
         )  # fmt: skip
     return plots, max(0, len(groups) - plots_max)
+
+
+def companion_kind(kind: str) -> str | None:
+    """The quantile plotted beside ``kind``: p99 beside a p50, p50 beside a p90/p95/p99; None for the rest."""
+    family, _, quantile = kind.rpartition("_")
+    if family not in ("latency", "histogram") or not quantile.startswith("p"):
+        return None
+    other = f"{family}_p99" if quantile == "p50" else f"{family}_p50"
+    return other if other in PLOTTABLE else None
 
 
 def build_report(

@@ -116,6 +116,9 @@ class SignalPlot:
     deploys: tuple[DeployMarker, ...]
     series: PlotSeries | None
     """None when the signal has no points in range (the plot then says so)."""
+    companion: PlotSeries | None = None
+    """The same operation's other quantile, drawn beside it: p99 next to a p50, p50 next to any other."""
+    companion_kind: str = ""
     svg: str = ""
     """The rendered plot (inline SVG), filled by ``reports.plots``."""
 
