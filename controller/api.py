@@ -30,10 +30,16 @@ from store import findings as store_findings
 from store import invariants as store_invariants
 from store import jobs as store_jobs
 from store.connection import Store
+from store.errors import StoreError
 from store.findings import SEVERITIES, STATUSES, FindingRecord, Status
+from store.sqlguard import query_capped
 from store.timeconv import iso_from_ns
 
 LIMIT_MAX = 5_000
+SQL_ROWS_MAX = 10_000
+"""Rows ``POST /api/sql`` returns at most (a request may ask for fewer with ``rows_max``)."""
+SQL_TIMEOUT_S = 10.0
+"""Time after which ``POST /api/sql`` interrupts a query."""
 _TRANSITIONS: dict[str, Status] = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
 
 
@@ -113,7 +119,7 @@ class _StoreRoutes:
 
     async def findings(self, request: Request) -> Response:
         try:
-            filters = {
+            filters: dict[str, Any] = {
                 "service": request.query_params.get("service"),
                 "detector": request.query_params.get("detector"),
                 "severity": _choice(request, "severity", SEVERITIES),
@@ -229,6 +235,35 @@ class _StoreRoutes:
         status, payload = await run_in_threadpool(work)
         return _json(payload, status)
 
+    async def sql(self, request: Request) -> Response:
+        """``POST /api/sql``: one read-only SELECT, capped (see ``store.sqlguard``)."""
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _json({"error": 'body must be JSON: {"sql": "SELECT ...", "rows_max": n}'}, 400)
+        query = body.get("sql") if isinstance(body, dict) else None
+        if not isinstance(query, str) or not query.strip():
+            return _json({"error": "field sql: a non-empty string is required"}, 400)
+        rows_max = body.get("rows_max", SQL_ROWS_MAX)
+        if not isinstance(rows_max, int) or isinstance(rows_max, bool) or not 1 <= rows_max <= SQL_ROWS_MAX:
+            return _json({"error": f"field rows_max: an integer in 1..{SQL_ROWS_MAX}"}, 400)
+
+        timeout_s = body.get("timeout_s", SQL_TIMEOUT_S)
+        if not isinstance(timeout_s, int | float) or isinstance(timeout_s, bool) or not 0 < timeout_s <= SQL_TIMEOUT_S:
+            return _json({"error": f"field timeout_s: a number of seconds in (0, {SQL_TIMEOUT_S:g}]"}, 400)
+
+        def run(con: Any) -> dict[str, Any]:
+            try:
+                result = query_capped(con, query, rows_max=rows_max, timeout_s=float(timeout_s))
+            except StoreError as exc:
+                raise ApiError(400, str(exc)) from None
+            return {
+                "columns": result.columns, "rows": result.rows, "count": len(result.rows),
+                "truncated": result.truncated, "rows_max": rows_max, "seconds": round(result.seconds, 4),
+            }  # fmt: skip
+
+        return await self._run(run)
+
     async def jobs(self, request: Request) -> Response:
         def read(con: Any) -> dict[str, Any]:
             items = store_jobs.job_summaries(con)
@@ -247,6 +282,7 @@ class _StoreRoutes:
             Route("/api/reports/{report_id}/html", self.report_html),
             Route("/api/jobs", self.jobs),
             Route("/api/gate", self.gate, methods=["POST"]),
+            Route("/api/sql", self.sql, methods=["POST"]),
         ]
 
 

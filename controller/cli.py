@@ -16,9 +16,10 @@ from typing import Any
 import click
 import orjson
 
+from controller.cli_examples import epilog
 from controller.cli_support import common_options, format_table, settings_for
 from store.connection import Store, query_readonly
-from store.errors import StoreError
+from store.errors import StoreError, StoreLockedError
 
 LAZY_COMMANDS = {
     "detect": "controller.cli_detect:detect",
@@ -37,8 +38,46 @@ LAZY_COMMANDS = {
 imports (the gate's statistics alone take over a second to import)."""
 
 
+COMMON_OPTIONS = ("--store", "--config", "--format")
+"""Options a user may give before the command (``driftscope --store X sql ...``) as well as after it."""
+
+
+def _move_common_options(args: list[str]) -> list[str]:
+    """``args`` with leading common options moved after the command path (before a ``--``), where the
+    command's own options parse them: ``--store X sql Q`` -> ``sql Q --store X``."""
+    moved: list[str] = []
+    rest = list(args)
+    while rest:
+        name = rest[0].split("=", 1)[0]
+        if name not in COMMON_OPTIONS:
+            break
+        if "=" in rest[0]:
+            moved.append(rest.pop(0))
+        elif len(rest) >= 2:
+            moved += [rest.pop(0), rest.pop(0)]
+        else:
+            break
+    if not moved:
+        return args
+    cut = rest.index("--") if "--" in rest else len(rest)
+    return rest[:cut] + moved + rest[cut:]
+
+
+def _with_examples(command: click.Command, path: str) -> None:
+    """Attach the example of ``path`` (and of every subcommand of a group) to its ``--help``."""
+    if command.epilog is None:
+        command.epilog = epilog(path)
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _with_examples(sub, f"{path} {name}")
+
+
 class _Group(click.Group):
-    """Lazily loaded command modules; turns the library's user-facing errors into clean CLI errors."""
+    """Lazily loaded command modules; common options before the command; an example in every ``--help``;
+    the library's user-facing errors as clean CLI errors."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _move_common_options(args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
@@ -49,7 +88,10 @@ class _Group(click.Group):
             command = getattr(importlib.import_module(module), attr)
             assert isinstance(command, click.Command)
             self.add_command(command, cmd_name)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _with_examples(command, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -58,7 +100,11 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-@click.group(cls=_Group)
+@click.group(
+    cls=_Group,
+    epilog="\b\nCommon options --store FILE, --config FILE and --format F go before or after the command.\n"
+    'Example:\n  driftscope --store driftscope.duckdb sql "SELECT count(*) FROM spans"',
+)
 @click.version_option(package_name="driftscope")
 def main() -> None:
     """driftscope: drift analysis over OpenTelemetry traces, metrics and logs."""
@@ -87,10 +133,25 @@ def serve(
 @common_options
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sql(config_path: str | None, store_path: str | None, query: str, fmt: str) -> None:
-    """Run one read-only SQL query on the store and print the result."""
+@click.option("--api", "api_url", help="Query a running `driftscope serve` at this base URL (POST /api/sql).")
+@click.option("--token", help="Bearer token for --api [default: auth.api_token of the configuration].")
+def sql(
+    config_path: str | None, store_path: str | None, query: str, fmt: str, api_url: str | None, token: str | None
+) -> None:
+    """Run one read-only SQL query on the store (or a running service's, with --api) and print the result."""
     settings = settings_for(config_path, store_path)
-    table = query_readonly(settings.store, query)
+    if api_url:
+        from controller.cli_sql import query_api
+
+        table = query_api(api_url, query, token if token is not None else settings.auth.api_token)
+    else:
+        try:
+            table = query_readonly(settings.store, query)
+        except StoreLockedError as exc:
+            raise click.ClickException(
+                f"{exc}. `driftscope serve` holds this store: query it through the service with "
+                f'`driftscope sql --api http://{settings.server.http} "{query[:60]}"`'
+            ) from None
     click.echo(format_table(table, fmt), nl=False)
 
 

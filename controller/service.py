@@ -15,12 +15,14 @@ import json
 import logging
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 import uvicorn
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.grpc_server import start_grpc_server
 from collector.http_server import HttpLimits, otlp_http_app
@@ -36,6 +38,7 @@ from controller.jobs import JobFn, JobRunner, detect_job, report_job, retention_
 from controller.scheduler import Scheduler
 from controller.telemetry import FindingsCollector, configure_logging, configure_tracing
 from controller.telemetry_signals import SignalsCollector
+from controller.ui import ui_routes
 from store.connection import Store
 
 log = logging.getLogger("driftscope.serve")
@@ -125,9 +128,10 @@ class Service:
             otlp_sock = _bind(srv.otlp_http)
             api_sock = _bind(srv.http)
             limits = HttpLimits(ing.body_bytes_max, ing.decompressed_bytes_max, ing.retry_after_s)
+            otlp_app = BearerAuth(otlp_http_app(self.ingestor, limits), self.settings.auth.ingest_token)
             otlp = _Server(
                 uvicorn.Config(
-                    BearerAuth(otlp_http_app(self.ingestor, limits), self.settings.auth.ingest_token),
+                    otlp_app,
                     log_level="warning",
                     access_log=False,
                     limit_concurrency=ing.concurrency_max,
@@ -135,10 +139,15 @@ class Service:
                 )
             )
             alerts = alert_routes(self.store, self.registry, self.settings, dispatcher=self.dispatcher)
+            ui = ui_routes(self.store, token=self.settings.auth.api_token, clock=time.time_ns)
             app = api_app(
-                self.registry, self.ready, self.store, api_token=self.settings.auth.api_token, extra_routes=alerts
+                self.registry,
+                self.ready,
+                self.store,
+                api_token=self.settings.auth.api_token,
+                extra_routes=alerts + ui,
             )
-            api = _Server(uvicorn.Config(app, log_level="warning", access_log=False))
+            api = _Server(uvicorn.Config(one_port(app, otlp_app), log_level="warning", access_log=False))
             await self._serve_until_signal(
                 otlp,
                 api,
@@ -193,6 +202,19 @@ class Service:
             self.scheduler.shutdown()
         self.queue.close()
         self.store.close()
+
+
+def one_port(api: ASGIApp, otlp: ASGIApp) -> ASGIApp:
+    """The API app with OTLP/HTTP (``/v1/traces``, ``/v1/metrics``, ``/v1/logs``) on the same port: one
+    port is all a platform like Cloud Run exposes. The OTLP paths keep their own (ingest) token."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await otlp(scope, receive, send)
+        else:
+            await api(scope, receive, send)
+
+    return app
 
 
 def scheduled_jobs(store: Store, settings: Settings, dispatcher: Dispatcher) -> dict[str, JobFn]:

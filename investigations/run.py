@@ -118,7 +118,7 @@ def investigate(
         (work / "report.json").write_bytes(orjson.dumps(report.model_dump(), option=orjson.OPT_INDENT_2))
         verified = sum(1 for c in report.claims if c.verified)
         inv_store.finish(con, inv_id, {
-            "status": status, "report": report.model_dump(), "report_path": str(md),
+            "status": status, "report": report.model_dump(), "report_path": str(md.resolve()),
             "claims_total": len(report.claims), "claims_verified": verified, "steps": budget.steps,
             "tokens": budget.tokens, "cost_usd": budget.cost_usd, "wall_s": budget.wall_s, "finished_at": clock_ns(),
         })  # fmt: skip

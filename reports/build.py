@@ -8,6 +8,7 @@ estimated here.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections import Counter
 
@@ -59,6 +60,17 @@ def _deploy_near(f: FindingView, deploys: list[DeployMarker]) -> DeployMarker | 
     return max(pick, key=lambda d: d.time_ns) if pick else None
 
 
+def deploy_relation(change_ns: int | None, deploy: DeployMarker, end_ns: int) -> str:
+    """How a change relates to a deploy, honestly: ``after deploy payment 5.2.0 (03:00 UTC)`` when the
+    change follows it, ``within 5 min of deploy payment 5.2.0 (03:00 UTC)`` when the change point (a
+    minute-resolution estimate) lies a minute or more before it (within the minute: after)."""
+    name = f"deploy {deploy.service} {deploy.version} ({_when(deploy.time_ns, end_ns)})"
+    if change_ns is None or deploy.time_ns - change_ns < 60 * 1_000_000_000:
+        return f"after {name}"
+    minutes = math.ceil((deploy.time_ns - change_ns) / 60e9)
+    return f"within {minutes} min of {name}"
+
+
 def headline(
     findings: list[FindingView], deploys: list[DeployMarker], n_signals: int, window_s: float, end_ns: int
 ) -> str:
@@ -77,7 +89,7 @@ def headline(
         text += f" since {_when(top.change_ns, end_ns)}"
     deploy = _deploy_near(top, deploys)
     if deploy is not None:
-        text += f" after deploy {deploy.service} {deploy.version}"
+        text += " " + deploy_relation(top.change_ns, deploy, end_ns)
     affected = len({f.signal_key for f in findings})
     counts = Counter(f.severity for f in findings)
     sev = ", ".join(f"{counts[s]} {s}" for s in SEVERITIES if counts[s])
@@ -105,15 +117,27 @@ def _plots(
     for key, group in list(groups.items())[:plots_max]:
         kind, service, operation, metric, attributes = key
         scale, unit = unit_of(kind)
+        other = companion_kind(kind)
+        companion = plot_series(con, (other, *key[1:]), start_ns, end_ns, history_s) if other else None
         plots.append(
             SignalPlot(
                 label=group[0].label, kind=kind, service=service, operation=operation, metric=metric,
                 attributes=attributes, unit=unit, scale=scale, finding_ids=tuple(f.id for f in group),
                 change_points_ns=tuple(sorted({f.change_ns for f in group if f.change_ns is not None})),
                 deploys=tuple(deploys), series=plot_series(con, key, start_ns, end_ns, history_s),
+                companion=companion, companion_kind=other or "",
             )
         )  # fmt: skip
     return plots, max(0, len(groups) - plots_max)
+
+
+def companion_kind(kind: str) -> str | None:
+    """The quantile plotted beside ``kind``: p99 beside a p50, p50 beside a p90/p95/p99; None for the rest."""
+    family, _, quantile = kind.rpartition("_")
+    if family not in ("latency", "histogram") or not quantile.startswith("p"):
+        return None
+    other = f"{family}_p99" if quantile == "p50" else f"{family}_p50"
+    return other if other in PLOTTABLE else None
 
 
 def build_report(

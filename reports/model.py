@@ -27,8 +27,9 @@ class InvestigationLink:
 
     id: str
     finding_id: str
-    href: str
-    """Where the investigation can be read (its report path, or the API address)."""
+    href: str | None
+    """Where the investigation can be read: its report file (absolute when read from the store, relative
+    to the report's folder once written), or None when it has no file (running, failed)."""
     status: str | None = None
     title: str | None = None
 
@@ -115,6 +116,9 @@ class SignalPlot:
     deploys: tuple[DeployMarker, ...]
     series: PlotSeries | None
     """None when the signal has no points in range (the plot then says so)."""
+    companion: PlotSeries | None = None
+    """The same operation's other quantile, drawn beside it: p99 next to a p50, p50 next to any other."""
+    companion_kind: str = ""
     svg: str = ""
     """The rendered plot (inline SVG), filled by ``reports.plots``."""
 

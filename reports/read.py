@@ -6,17 +6,16 @@ Times are integer nanoseconds (UTC). Reports never write these tables.
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from reports.model import Category, Counterexamples, DeployMarker, FindingView, InvestigationLink
+from reports.units import effect_with_unit
 from store import findings as store_findings
 from store import investigations as store_investigations
 from store import rollups as store_rollups
-
-INVESTIGATION_API = "/api/investigations/{id}"
-"""Link used for an investigation that has no report file of its own."""
 
 _EXAMPLES_MAX = 5
 """Counterexamples shown per finding (trace ids, lines): enough to check, short enough to read."""
@@ -64,15 +63,23 @@ def counterexamples(evidence: dict[str, Any]) -> Counterexamples:
 
 
 def read_findings(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> list[FindingView]:
-    """Findings whose detection window overlaps [start_ns, end_ns), any status, most severe first.
+    """Findings whose detection window overlaps [start_ns, end_ns), any status, most severe first; a
+    metric's effect text in the unit its points declare (``reports.units``).
 
     Ranked by severity, then score (descending), then q-value, then id (deterministic).
     """
     records = store_findings.findings_in_window(con, start_ns, end_ns)
     links = investigation_links(con, [r.id for r in records])
+    units: dict[tuple[str | None, str], str | None] = {}
+    for r in records:
+        if r.metric and (r.service, r.metric) not in units:
+            units[(r.service, r.metric)] = store_rollups.metric_unit(con, r.service, r.metric)
     return [
         FindingView(
-            **{f.name: getattr(r, f.name) for f in fields(r)},
+            **{f.name: getattr(r, f.name) for f in fields(r) if f.name != "effect_text"},
+            effect_text=effect_with_unit(
+                r.effect_text, r.kind, r.before, r.after, units.get((r.service, r.metric)) if r.metric else None
+            ),
             category=category(r.detector),
             counterexamples=counterexamples(r.evidence),
             investigations=tuple(links.get(r.id, ())),
@@ -82,10 +89,11 @@ def read_findings(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) ->
 
 
 def investigation_links(con: duckdb.DuckDBPyConnection, finding_ids: list[str]) -> dict[str, list[InvestigationLink]]:
-    """Investigation links per finding id (the report path, else the API address of the investigation)."""
+    """Investigation links per finding id: the absolute path of the investigation's report file, or None
+    without one (a relative path stored by an older version is taken from the current directory)."""
     out: dict[str, list[InvestigationLink]] = {}
     for inv_id, fid, path, status, title in store_investigations.links_of(con, finding_ids):
-        href = str(path) if path else INVESTIGATION_API.format(id=inv_id)
+        href = str(Path(path).resolve()) if path else None
         out.setdefault(fid, []).append(InvestigationLink(inv_id, fid, href, status, title))
     return out
 

@@ -13,7 +13,7 @@ import duckdb
 from reports.build import DAY_S, build_report
 from reports.index import FILES, save_index
 from reports.json_out import render_json
-from reports.model import ReportModel
+from reports.model import InvestigationLink, ReportModel
 from reports.plots import render_all
 from reports.render import render_html, render_markdown
 
@@ -34,6 +34,20 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def relink(model: ReportModel, directory: Path) -> ReportModel:
+    """``model`` with every investigation link relative to ``directory`` (where the report is written), so
+    the links resolve wherever the two folders sit, and the report folder can move with its investigations."""
+    base = directory.resolve()
+
+    def rel(link: InvestigationLink) -> InvestigationLink:
+        if link.href is None or not Path(link.href).is_absolute():
+            return link
+        return replace(link, href=Path(os.path.relpath(link.href, base)).as_posix())
+
+    findings = tuple(replace(f, investigations=tuple(rel(i) for i in f.investigations)) for f in model.findings)
+    return replace(model, findings=findings)
+
+
 def write_report(model: ReportModel, out_dir: Path, formats: Iterable[str] = FORMATS) -> dict[str, Path]:
     """Write the chosen forms into ``out_dir / model.id``; return {form: path}.
 
@@ -46,6 +60,7 @@ def write_report(model: ReportModel, out_dir: Path, formats: Iterable[str] = FOR
         raise ValueError(f"formats must be some of {', '.join(FORMATS)}; got {chosen}")
     directory = Path(out_dir) / model.id
     directory.mkdir(parents=True, exist_ok=True)
+    model = relink(model, directory)
     if "html" in chosen and any(not p.svg for p in model.plots):
         model = replace(model, plots=render_all(model.plots))
     render = {"html": render_html, "markdown": render_markdown, "json": render_json}

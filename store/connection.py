@@ -62,6 +62,9 @@ class Store:
         self.path = Path(path)
         self._con = _connect(self.path, read_only=False)
         self._con.execute(f"SET checkpoint_threshold = '{self.CHECKPOINT_WAL}'")
+        # No progress bar: DuckDB draws one on the terminal during long statements (merging the demo's
+        # segments, a checkpoint, a report's reads), into output that people read and scripts parse.
+        self._con.execute("SET enable_progress_bar = false")
         self._lock = threading.Lock()
         self._insert_sql: dict[tuple[str, tuple[str, ...]], str] = {}
         migrate_all(self._con)

@@ -168,13 +168,39 @@ def list_findings(
     severity: str | None = None,
     status: str | None = None,
     limit: int = 500,
+    offset: int = 0,
 ) -> list[FindingRecord]:
-    """Findings matching every filter given: unresolved first, then by severity, q-value, score (desc), id."""
-    filters = {"service": service, "detector": detector, "severity": severity, "status": status}
+    """Findings matching every filter given: unresolved first, then by severity, q-value, score (desc), id;
+    ``limit`` of them from position ``offset``."""
+    where, params = _filters(service=service, detector=detector, severity=severity, status=status)
+    order = f"status = 'resolved', {_BY_SEVERITY}, q_value, score DESC, id LIMIT $limit OFFSET $offset"
+    return _records(con, where, {**params, "limit": limit, "offset": offset}, order)
+
+
+def _filters(**filters: str | None) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
-    where = " AND ".join(f"{k} = ${k}" for k in params) or "true"
-    order = f"status = 'resolved', {_BY_SEVERITY}, q_value, score DESC, id LIMIT $limit"
-    return _records(con, where, {**params, "limit": limit}, order)
+    return " AND ".join(f"{k} = ${k}" for k in params) or "true", params
+
+
+def count_findings(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    service: str | None = None,
+    detector: str | None = None,
+    severity: str | None = None,
+    status: str | None = None,
+) -> int:
+    """How many findings match every filter given (as ``list_findings`` filters them)."""
+    where, params = _filters(service=service, detector=detector, severity=severity, status=status)
+    row = con.execute(f"SELECT count(*) FROM findings WHERE {where}", params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def facets(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """The distinct services and detectors findings name (sorted): the choices of a findings filter."""
+    services = con.execute("SELECT DISTINCT service FROM findings WHERE service IS NOT NULL ORDER BY 1").fetchall()
+    detectors = con.execute("SELECT DISTINCT detector FROM findings ORDER BY 1").fetchall()
+    return {"service": [str(r[0]) for r in services], "detector": [str(r[0]) for r in detectors]}
 
 
 def findings_in_window(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> list[FindingRecord]:
@@ -281,6 +307,16 @@ def set_status(con: duckdb.DuckDBPyConnection, finding_id: str, status: Status, 
     stamp = f", {column} = {sql.from_ns('$now')}" if column else ""
     row = con.execute(
         f"UPDATE findings SET status = $status{stamp} WHERE id = $id RETURNING id",
-        {"status": status, "id": finding_id, "now": now_ns},
+        {"status": status, "id": finding_id, **({"now": now_ns} if column else {})},
     ).fetchone()
     return row is not None
+
+
+def findings_of_detectors(
+    con: duckdb.DuckDBPyConnection, prefixes: Sequence[str], limit: int = 500
+) -> list[FindingRecord]:
+    """Findings whose detector name starts with one of ``prefixes``, ordered as ``list_findings`` orders them."""
+    where = " OR ".join(f"starts_with(detector, $p{i})" for i in range(len(prefixes))) or "false"
+    params: dict[str, Any] = {f"p{i}": p for i, p in enumerate(prefixes)}
+    order = f"status = 'resolved', {_BY_SEVERITY}, q_value, score DESC, id LIMIT $limit"
+    return _records(con, f"({where})", {**params, "limit": limit}, order)

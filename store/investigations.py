@@ -126,3 +126,9 @@ def links_of(
 def any_investigation(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether any investigation was ever started in this store."""
     return con.execute("SELECT 1 FROM investigations LIMIT 1").fetchone() is not None
+
+
+def count_investigations(con: duckdb.DuckDBPyConnection) -> int:
+    """How many investigations the store holds."""
+    row = con.execute("SELECT count(*) FROM investigations").fetchone()
+    return int(row[0]) if row else 0

@@ -62,3 +62,19 @@ def operations_between(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: in
         {"s": start_ns, "e": end_ns},
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+_UNIT_TABLES = ("histogram_points", "exp_histogram_points", "metric_points", "summary_points")
+
+
+def metric_unit(con: duckdb.DuckDBPyConnection, service: str | None, metric: str) -> str | None:
+    """The unit a metric's points declare (OTLP ``unit``, any point that has one), or None."""
+    for table in _UNIT_TABLES:
+        row = con.execute(
+            f"SELECT metric_unit FROM {table} WHERE metric_name = $m AND ($s IS NULL OR service_name = $s) "
+            "AND coalesce(metric_unit, '') != '' LIMIT 1",
+            {"m": metric, "s": service},
+        ).fetchone()
+        if row:
+            return str(row[0])
+    return None

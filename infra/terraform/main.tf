@@ -88,12 +88,12 @@ resource "google_cloud_run_v2_service" "driftscope" {
         "serve",
         "--store", "${local.store_mount}/driftscope.duckdb",
         "--http", "0.0.0.0:8080",
-        "--otlp-http", "0.0.0.0:4318",
+        "--otlp-http", "127.0.0.1:4318", # OTLP/HTTP is served on the API port too (/v1/*)
         "--otlp-grpc", "0.0.0.0:4317",
       ]
 
       ports {
-        container_port = var.ingress_port
+        container_port = 8080 # API, UI, /metrics and OTLP/HTTP (/v1/traces, /v1/metrics, /v1/logs)
       }
 
       resources {

@@ -1,5 +1,5 @@
 output "url" {
-  description = "HTTPS URL of the service (routes to var.ingress_port)."
+  description = "HTTPS URL of the service (port 8080: API, UI, /metrics and OTLP/HTTP under /v1/)."
   value       = google_cloud_run_v2_service.driftscope.uri
 }
 

@@ -54,12 +54,6 @@ variable "filestore_capacity_gb" {
   default     = 1024
 }
 
-variable "ingress_port" {
-  description = "The one container port Cloud Run routes to: 8080 (API, /metrics, /healthz) or 4318 (OTLP/HTTP)."
-  type        = number
-  default     = 8080
-}
-
 variable "cpu" {
   description = "vCPUs of the single instance (DuckDB and the detectors use them all)."
   type        = string

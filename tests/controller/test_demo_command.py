@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,10 @@ def test_a_short_demo_finds_the_payment_regression_and_writes_the_report(tmp_pat
     assert "streamed over OTLP" in done.stdout and "report (html)" in done.stdout
     html = next(out.glob("drift-report-*/report.html"))
     assert "Charge" in html.read_text(encoding="utf-8")
+    assert re.search(r"history \d+ s, stream \d+ s, detect \d+ s, report \d+ s", done.stdout)  # phase times
+    assert "▕" not in done.stdout + done.stderr  # no DuckDB progress bar in the output
+    links = re.findall(r'href="([^"#]+)"', html.read_text(encoding="utf-8"))
+    assert links and all((html.parent / link).resolve().is_file() for link in links)  # every link resolves
     con = duckdb.connect(str(store), read_only=True)
     try:
         found = con.execute(

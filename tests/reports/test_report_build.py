@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import shutil
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
@@ -206,8 +207,35 @@ def test_investigation_links_appear_once_the_table_has_rows(
     linked = [f for f in model.findings if f.investigations]
     assert [f.id for f in linked] == [target[0]] and model.investigations_available
     paths = write_report(model, tmp_path / "out", ["html", "markdown"])
-    assert 'href="/api/investigations/inv-1"' in paths["html"].read_text()
-    assert "[t](/api/investigations/inv-1)" in paths["markdown"].read_text()  # the title links
+    assert 'class="investigation">t</span>' in paths["html"].read_text()  # running: no file to link yet
+    assert "| t |" in paths["markdown"].read_text()
+    # Finished, its report in a folder of its own elsewhere (the demo's layout): the links resolve.
+    inv_md = tmp_path / "elsewhere" / "investigations" / "inv-1" / "report.md"
+    inv_md.parent.mkdir(parents=True)
+    inv_md.write_text("# investigation\n")
+    store_investigations.finish(con, "inv-1", {
+        "status": "complete", "report": {}, "report_path": str(inv_md), "claims_total": 0, "claims_verified": 0,
+        "steps": 0, "tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "finished_at": 1,
+    })  # fmt: skip
+    paths = write_report(build_report(con, now_ns=0), tmp_path / "reports", ["html", "markdown"])
+    html_links = _links_html(paths["html"].read_text())
+    md_links = re.findall(r"\]\(([^)]+)\)", paths["markdown"].read_text())
+    assert html_links and md_links
+    for href in html_links + md_links:  # follow every link
+        assert (paths["html"].parent / href).resolve().is_file(), href
+    assert any((paths["html"].parent / h).resolve() == inv_md.resolve() for h in html_links)
+
+
+def _links_html(text: str) -> list[str]:
+    """Every href of a page that is not an in-page anchor."""
+    found: list[str] = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.extend(v for k, v in attrs if k == "href" and v and not v.startswith("#"))
+
+    Links().feed(text)
+    return found
 
 
 def test_hostile_telemetry_strings_are_text_in_every_form(tmp_path: Path) -> None:
