@@ -1,0 +1,149 @@
+"""Digital twin: how well ``twin.fit`` recovers a world from its telemetry alone, and how the twin behaves.
+
+For each system of the scenario library (``mini``, ``webshop-quiet``, ``platform-quiet``: every
+other library scenario extends one of these with faults) and for random worlds
+(``simulator.worlds``, quiet category, no hostile telemetry, seeds from ``--world-seeds``), the
+world's faults are removed, ``--minutes`` of it are simulated at <= ``--rate`` root req/s into
+a fresh store, a twin is fitted from the store (the fitter never sees the scenario), and the
+twin is simulated over the same window (``twin.check``). Per world it prints:
+
+- parameter recovery: call edges found / missed / invented (against the true edges whose
+  expected call count in the window is at least 5), the median relative error of the fitted
+  service-time medians, and of the servers where a queue identified them (lower bounds, where
+  no queue formed, are counted as consistent when <= the true count);
+- behaviour: the twin's relative error on rate, p50 and p99 per busy operation (>= 5 req/min;
+  averaged), the mean absolute error-ratio difference (percentage points), and ``twin check``'s
+  verdict.
+
+Ends with ``twin_edge_precision= twin_edge_recall= twin_behaviour_err= twin_verdict_agreement=``
+(the verdict agreement needs what-if on the twin, which this branch does not have yet: ``n/a``).
+
+    .venv/bin/python benchmarks/twin.py [--minutes 60] [--rate 8] [--worlds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from simulator.run import DEFAULT_START_NS, simulate  # noqa: E402
+from simulator.scenario import Scenario, load_scenario  # noqa: E402
+from simulator.sinks import StoreSink  # noqa: E402
+from simulator.worlds import WorldConfig, generate_world  # noqa: E402
+from store import Store, open_readonly  # noqa: E402
+from twin.check import compare, op_stats, simulate_twin  # noqa: E402
+from twin.fit import fit_twin  # noqa: E402
+from twin.recovery import edges_of, recovery  # noqa: E402
+
+LIBRARY = ("mini", "webshop-quiet", "platform-quiet")
+
+
+def _quiet(scenario: Scenario, rate: float, minutes: int) -> Scenario:
+    arrivals = scenario.arrivals.model_copy(update={"rate_per_s": min(rate, scenario.arrivals.rate_per_s)})
+    return scenario.model_copy(
+        update={"faults": [], "deploys": [], "arrivals": arrivals, "hours": minutes / 60, "history_days": 0.0}
+    )
+
+
+def run_world(name: str, scenario: Scenario, minutes: int, work: Path) -> dict[str, object]:
+    t0 = time.perf_counter()
+    path = work / f"{name}.duckdb"
+    store = Store(path)
+    start_ns = scenario.start_ns(DEFAULT_START_NS)
+    try:
+        summary = simulate(scenario, StoreSink(store), hours=minutes / 60, history_days=0, seed=5)
+    finally:
+        store.close()
+    end_ns = start_ns + minutes * 60_000_000_000
+    with open_readonly(path) as con:
+        fit = fit_twin(con, start_ns, end_ns, name=f"twin-{name}")
+        observed = op_stats(con, start_ns, end_ns)
+    spans_by_ref = {r: o.spans for r, o in fit.ops.items()}
+    reachable = {
+        (caller, c.to)
+        for caller in scenario.operation_refs()
+        for c in scenario.operation(caller).calls
+        if (caller, c.to) in edges_of(scenario) and spans_by_ref.get(caller, 0) * c.prob >= 5
+    }
+    rec = recovery(scenario, fit, reachable)
+    twin_path = work / f"{name}-twin.duckdb"
+    twin_spans = simulate_twin(fit.scenario, twin_path)
+    with open_readonly(twin_path) as con:
+        twin = op_stats(con, start_ns, end_ns)
+    result = compare(observed, twin, twin_spans)
+    busy = [o for o in result.ops if o.busy and o.twin]
+    err_pp = float(np.mean([o.deviation("error_ratio") for o in busy])) if busy else float("nan")
+    rate_e = [o.deviation("rate_per_min") for o in busy]
+    p50_e = [o.deviation("p50_ms") for o in busy]
+    p99_e = [o.deviation("p99_ms") for o in busy]
+    for p in (path, twin_path):
+        p.unlink(missing_ok=True)
+    return {
+        "name": name, "spans": summary.rows.get("spans", 0), "ops": len(fit.ops), "stubs": len(fit.stubs),
+        "found": rec.found, "missed": len(rec.missed), "invented": len(rec.invented),
+        "missed_list": rec.missed, "invented_list": rec.invented,
+        "median_err": statistics.median(rec.median_err.values()) if rec.median_err else float("nan"),
+        "servers_err": statistics.median(rec.servers_err.values()) if rec.servers_err else float("nan"),
+        "servers_ident": len(rec.servers_err), "bounds_ok": sum(rec.servers_bound_ok.values()),
+        "bounds": len(rec.servers_bound_ok), "rate_err": float(np.mean(rate_e)) if rate_e else float("nan"),
+        "p50_err": float(np.mean(p50_e)) if p50_e else float("nan"),
+        "p99_err": float(np.mean(p99_e)) if p99_e else float("nan"), "err_pp": err_pp,
+        "behaviour": result.behaviour_error(), "verdict": result.verdict, "wall_s": time.perf_counter() - t0,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=int, default=60)
+    parser.add_argument("--rate", type=float, default=8.0)
+    parser.add_argument("--worlds", type=int, default=6)
+    parser.add_argument("--world-seeds", type=int, default=7000, help="First random world seed.")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.python_implementation()} "
+          f"{platform.python_version()}; window {args.minutes} min at <= {args.rate:g} root req/s")  # fmt: skip
+    worlds: list[tuple[str, Scenario]] = [(n, _quiet(load_scenario(n), args.rate, args.minutes)) for n in LIBRARY]
+    config = WorldConfig(shares=(1.0, 0.0, 0.0), hostile=0.0)
+    for seed in range(args.world_seeds, args.world_seeds + args.worlds):
+        w = generate_world(seed, config)
+        worlds.append((f"world-{seed}", _quiet(w.scenario, args.rate, args.minutes)))
+    header = (f"{'world':16s} {'spans':>8s} {'ops':>4s} {'stub':>4s} {'edges f/m/i':>12s} {'med err':>8s} "
+              f"{'srv err':>8s} {'srv id':>6s} {'bounds':>7s} {'rate':>6s} {'p50':>6s} {'p99':>6s} {'err pp':>7s} "
+              f"{'verdict':>9s} {'wall s':>7s}")  # fmt: skip
+    print(header)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="driftscope-twin-bench-") as tmp:
+        for name, sc in worlds:
+            r = run_world(name, sc, args.minutes, Path(tmp))
+            rows.append(r)
+            print(f"{name:16s} {r['spans']:8d} {r['ops']:4d} {r['stubs']:4d} "
+                  f"{r['found']:>4}/{r['missed']}/{r['invented']:<4} {r['median_err']:8.3f} {r['servers_err']:8.3f} "
+                  f"{r['servers_ident']:6d} {r['bounds_ok']:>3}/{r['bounds']:<3} {r['rate_err']:6.3f} "
+                  f"{r['p50_err']:6.3f} {r['p99_err']:6.3f} {r['err_pp']:7.3f} {r['verdict']:>9s} "
+                  f"{r['wall_s']:7.1f}", flush=True)  # fmt: skip
+            if r["missed_list"] or r["invented_list"]:
+                print(f"    missed {r['missed_list']}  invented {r['invented_list']}")
+    found = sum(int(r["found"]) for r in rows)  # type: ignore[call-overload]
+    missed = sum(int(r["missed"]) for r in rows)  # type: ignore[call-overload]
+    invented = sum(int(r["invented"]) for r in rows)  # type: ignore[call-overload]
+    precision = found / max(found + invented, 1)
+    recall = found / max(found + missed, 1)
+    behaviour = float(np.nanmean([float(r["behaviour"]) for r in rows]))  # type: ignore[arg-type]
+    faithful = sum(r["verdict"] == "faithful" for r in rows)
+    print(f"worlds {len(rows)}: twin check faithful in {faithful}; spans simulated {sum(int(r['spans']) for r in rows):,}")  # type: ignore[call-overload]
+    print(f"twin_edge_precision={precision:.3f} twin_edge_recall={recall:.3f} twin_behaviour_err={behaviour:.3f} "
+          "twin_verdict_agreement=n/a")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
