@@ -58,7 +58,8 @@ def fit_cmd(  # noqa: PLR0917  click passes every option as an argument
 ) -> None:  # fmt: skip
     """Fit a scenario in the simulator's format from the store's telemetry."""
     from store import open_readonly
-    from twin.fit import TwinError, fit_twin, render
+    from twin.fit import TwinError, fit_twin
+    from twin.render import render
 
     store = settings_for(config_path, store_path).store
     start_ns, end_ns = _window(store, window, end)
@@ -84,9 +85,7 @@ def fit_cmd(  # noqa: PLR0917  click passes every option as an argument
               help="The twin's scenario file (from `twin fit`).")  # fmt: skip
 @click.option("--window", default="24h", show_default=True, help="The window the twin was fitted on.")
 @click.option("--end", help="End of the window (ISO time) [default: end of data].")
-def check_cmd(  # noqa: PLR0917
-    config_path: str | None, store_path: str | None, twin_path: str, window: str, end: str | None
-) -> None:
+def check_cmd(config_path: str | None, store_path: str | None, twin_path: str, window: str, end: str | None) -> None:
     """Simulate the twin over the window and compare it per operation with the store."""
     from simulator.scenario import ScenarioError, load_scenario
     from twin.check import check_twin, table

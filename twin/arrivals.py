@@ -81,10 +81,14 @@ def fit_arrivals(servers: pl.DataFrame, edges: list[EdgeFit], start_ns: int, min
     base = ~weekend if (~weekend).any() else weekend
     if minutes >= DAY_MIN:
         mean, amp, peak = daily_profile(per_min[base], hours[base])
-        evidence.append(f"daily profile: least squares on {int(base.sum())} minutes, amplitude {amp:.3f}, peak {peak:.2f} h UTC")
+        evidence.append(
+            f"daily profile: least squares on {int(base.sum())} minutes, amplitude {amp:.3f}, peak {peak:.2f} h UTC"
+        )
     else:
         mean, amp, peak = float(per_min[base].mean()), 0.0, 14.0
-        notes.append(f"window of {minutes} min (< {DAY_MIN}): no daily profile fitted; the twin runs the window's mean rate")
+        notes.append(
+            f"window of {minutes} min (< {DAY_MIN}): no daily profile fitted; the twin runs the window's mean rate"
+        )
     profile = mean * (1 + amp * np.cos(2 * np.pi * (hours - peak) / 24.0))
     wf = 1.0
     if weekend.any() and (~weekend).any():

@@ -111,7 +111,8 @@ def op_stats(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> dict
               for side, v in zip(("lo", "hi"), quantile_interval(ok, p), strict=True)}  # fmt: skip
         per_min = g.group_by("minute").agg(pl.len().alias("n"), pl.col("dur_ms").mean().alias("mean"))
         slope = 0.0
-        if per_min.height >= 3 and float(per_min["n"].std() or 0.0) > 0:
+        counts = per_min["n"].to_numpy().astype(float)
+        if per_min.height >= 3 and float(np.std(counts)) > 0:
             slope = float(np.polyfit(per_min["n"].to_numpy() / 60.0, per_min["mean"].to_numpy(), 1)[0])
         out[str(ref)] = {"rate_per_min": g.height / minutes, "p50_ms": float(q[0]), "p95_ms": float(q[1]),
                          "p99_ms": float(q[2]), "error_ratio": float(g["is_error"].mean()), "slope": slope, **ci}  # type: ignore[arg-type]  # fmt: skip

@@ -36,6 +36,8 @@ class ServiceTimeFit:
     n: int
     ks: float
     """Kolmogorov-Smirnov distance of the body to the draws below the tail threshold."""
+    decile_loss: float = float("nan")
+    """Deconvolved fits: squared log-decile mismatch left (lower is a better fit)."""
 
     def fields(self) -> dict[str, object]:
         """The scenario's ``service_time`` table (only what the family uses)."""
@@ -103,23 +105,24 @@ def fit_service_time(samples_ms: np.ndarray, wait_beyond: float = 0.0) -> Servic
     return ServiceTimeFit("lognormal", median, sigma, 4.0, tail_prob, tail_alpha, n, ks_log)
 
 
-def fit_convolved(total_ms: np.ndarray, rtt_ms: np.ndarray, first: ServiceTimeFit, seed: int = 7) -> ServiceTimeFit:
-    """A lognormal body for work seen only as ``total = work + round trip`` (a database's client spans).
+def fit_convolved(total_ms: np.ndarray, extra_ms: np.ndarray, first: ServiceTimeFit, seed: int = 7) -> ServiceTimeFit:
+    """A lognormal body for work seen only as ``total = work + extra``: a queue's wait, a network round trip.
 
-    ``rtt_ms`` are round trips measured elsewhere; the body's median and sigma are those whose
-    convolution with them matches the deciles of ``total_ms`` in log space (Nelder-Mead, common
-    random numbers). ``first`` (fitted to total minus the median round trip) gives the start and the tail.
+    ``extra_ms`` are draws of the extra (round trips measured on traced pairs, waits drawn from the
+    fitted queue); the body's median and sigma are those whose convolution with them matches the
+    deciles (and the 95th and 99th percentiles) of ``total_ms`` in log space (Nelder-Mead, common
+    random numbers). ``first`` (fitted to the totals) gives the starting point and the tail.
     """
     x = np.asarray(total_ms, dtype=np.float64)
     x = x[np.isfinite(x) & (x > 0)]
-    r = np.asarray(rtt_ms, dtype=np.float64)
+    r = np.asarray(extra_ms, dtype=np.float64)
     r = r[np.isfinite(r) & (r >= 0)]
     if len(x) < 20 or len(r) < 20:
         return first
     rng = np.random.default_rng(seed)
     z = rng.standard_normal(4000)
     rr = r[rng.integers(0, len(r), 4000)]
-    probs = np.linspace(0.1, 0.9, 9)
+    probs = np.concatenate([np.linspace(0.1, 0.9, 9), [0.95, 0.99]])
     target = np.log(np.quantile(x, probs))
 
     def loss(theta: np.ndarray) -> float:
@@ -129,4 +132,5 @@ def fit_convolved(total_ms: np.ndarray, rtt_ms: np.ndarray, first: ServiceTimeFi
     start = np.array([math.log(max(first.median_ms, 1e-4)), math.log(max(first.sigma, 1e-3))])
     res = optimize.minimize(loss, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
     median, sigma = float(np.exp(res.x[0])), float(np.clip(np.exp(res.x[1]), 1e-3, 3.0))
-    return ServiceTimeFit("lognormal", median, sigma, 4.0, first.tail_prob, first.tail_alpha, first.n, first.ks)
+    return ServiceTimeFit("lognormal", median, sigma, 4.0, first.tail_prob, first.tail_alpha, first.n, first.ks,
+                          float(res.fun))  # fmt: skip

@@ -63,8 +63,13 @@ def infer_attributes(samples: pa.Table, gauges: pl.DataFrame) -> dict[str, dict[
     """Per operation: kind, method, constant ``attributes`` and ``dynamic_attributes``."""
     frame = pl.from_arrow(samples)
     assert isinstance(frame, pl.DataFrame)
-    queue_metric = {f"{s}:{n}": m for s, n, m in gauges.filter(pl.col("metric") != "server.active_requests")
-                    .select("service", "name", "metric").unique().rows()}  # fmt: skip
+    queue_metric = {
+        f"{s}:{n}": m
+        for s, n, m in gauges.filter(pl.col("metric") != "server.active_requests")
+        .select("service", "name", "metric")
+        .unique()
+        .rows()
+    }
     out: dict[str, dict[str, object]] = {}
     grouped: dict[str, tuple[list[dict[str, object]], list[dict[str, object]]]] = defaultdict(lambda: ([], []))
     for service, name, is_client, attrs in frame.rows():
@@ -87,8 +92,12 @@ def infer_attributes(samples: pa.Table, gauges: pl.DataFrame) -> dict[str, dict[
                 d = _dynamic(values)
                 if d is not None:
                     dynamic[k] = d
-        out[ref] = {"kind": kind, "method": method if method != "GET" else None, "attributes": const,
-                    "dynamic_attributes": dynamic}  # fmt: skip
+        out[ref] = {
+            "kind": kind,
+            "method": method if method != "GET" else None,
+            "attributes": const,
+            "dynamic_attributes": dynamic,
+        }
     return out
 
 
@@ -121,8 +130,11 @@ def log_statements(logs: pa.Table, servers: pl.DataFrame) -> dict[str, list[dict
         if base <= 0:
             continue
         out.setdefault(ref, []).append(
-            {"template": template.replace("{n} ms", "{ms} ms"), "severity": severity if severity in
-             ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL") else "INFO", "prob": round(min(1.0, c / base), 5),
-             "on": when}  # fmt: skip
+            {
+                "template": template.replace("{n} ms", "{ms} ms"),
+                "severity": severity if severity in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL") else "INFO",
+                "prob": round(min(1.0, c / base), 5),
+                "on": when,
+            }
         )
     return out

@@ -5,7 +5,7 @@ offered load a = lambda x hold in erlangs. With ``c`` servers, M/M/c predicts a 
 length Lq = C(c, a) rho / (1 - rho) (rho = a / c) and, by Little's law, a mean wait Wq = Lq /
 lambda. ``fit_servers_from_queue`` picks the ``c`` whose Lq best matches a queue-depth gauge (least squares
 on log Lq: a queue spans orders of magnitude);
-``fit_servers_from_latency`` (no gauge) picks the ``c`` whose Wq plus a constant own time best
+``fit_servers_from_latency`` (no gauge) picks the ``c`` whose Wq plus a constant holding time best
 matches the mean latency per minute (the latency-versus-load curve). When the queue never
 formed, every large enough ``c`` fits alike: the answer is the smallest one that fits (a lower
 bound), and ``identified`` says so.
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 
 from simulator.queueing import RHO_STABLE, erlang_c
 
@@ -71,15 +72,29 @@ def fit_servers_from_queue(lam_per_ms: np.ndarray, hold_ms: np.ndarray, queue: n
     return ServersFit(c, identified, float(offered.max(initial=0.0)) / c, "queue-depth gauge (Erlang C)")
 
 
-def fit_servers_from_latency(lam_per_ms: np.ndarray, hold_ms: np.ndarray, latency_ms: np.ndarray) -> ServersFit:
-    """Servers whose M/M/c wait plus a constant best matches the per-minute mean latency (least squares)."""
-    offered = lam_per_ms * hold_ms
-    cands = _candidates(offered)
+def fit_servers_from_latency(lam_per_ms: np.ndarray, latency_ms: np.ndarray) -> ServersFit:
+    """Servers whose M/M/c wait plus a constant holding time best matches the per-minute mean latency.
+
+    For each count the holding time h (at most the least latency) minimises the squared residual of
+    latency - Wq(c, lambda, h) - h; the loss is that residual (a queue that explains the latency-versus-load curve
+    leaves a flat remainder).
+    """
+    cands = _candidates(lam_per_ms * float(latency_ms.min(initial=np.inf)) if len(latency_ms) else lam_per_ms)
     losses = []
+    holds = []
+    top = float(latency_ms.min(initial=np.inf)) if len(latency_ms) else 1.0
     for c in cands:
-        wait = mean_queue(int(c), offered) / np.maximum(lam_per_ms, 1e-12)
-        resid = latency_ms - wait
-        losses.append(float(np.mean((resid - resid.mean()) ** 2)))
+
+        def resid(h: float, c: int = int(c)) -> float:
+            wait = mean_queue(c, lam_per_ms * h) / np.maximum(lam_per_ms, 1e-12)
+            return float(np.mean((latency_ms - wait - h) ** 2))
+
+        best = optimize.minimize_scalar(resid, bounds=(top * 0.05, top), method="bounded")
+        losses.append(float(best.fun))
+        holds.append(float(best.x))
     arr = np.array(losses)
     c, identified = _pick(cands, arr, 1e-3 * float(np.var(latency_ms)) + 1e-6)
-    return ServersFit(c, identified, float(offered.max(initial=0.0)) / c, "latency vs load (Erlang C + Little)")
+    h = holds[int(np.flatnonzero(cands == c)[0])]
+    return ServersFit(
+        c, identified, float((lam_per_ms * h).max(initial=0.0)) / c, "latency vs load (Erlang C + Little)"
+    )

@@ -89,8 +89,20 @@ def structure(spans: pa.Table, start_ns: int) -> Structure:
             ((pl.col("start_ns") - start_ns) // 60_000_000_000).alias("minute"),
             pl.col("parent_span_id").is_null().alias("is_root"),
         )
-        .select("span_id", "trace_id", "ref", "start_ns", "end_ns", "dur_ms", "is_error", "own_error", "n_calls",
-                "n_failed_calls", "minute", "is_root")  # fmt: skip
+        .select(
+            "span_id",
+            "trace_id",
+            "ref",
+            "start_ns",
+            "end_ns",
+            "dur_ms",
+            "is_error",
+            "own_error",
+            "n_calls",
+            "n_failed_calls",
+            "minute",
+            "is_root",
+        )
     )
     return Structure(servers, calls, only)
 

@@ -81,9 +81,8 @@ def fit_edges(s: Structure, min_parents: int = 1) -> list[EdgeFit]:
     if calls.is_empty():
         return []
     timed = (
-        (pl.col("is_error") & pl.col("child_end_ns").is_not_null() & (pl.col("child_end_ns") > pl.col("end_ns")))
-        | (pl.col("is_error") & pl.col("status_message").str.to_lowercase().str.contains("deadline|timeout"))
-    )  # fmt: skip
+        pl.col("is_error") & pl.col("child_end_ns").is_not_null() & (pl.col("child_end_ns") > pl.col("end_ns"))
+    ) | (pl.col("is_error") & pl.col("status_message").str.to_lowercase().str.contains("deadline|timeout"))
     calls = calls.with_columns(
         timed.alias("timed_out"),
         pl.col("end_ns").shift(1).over("caller_span", "callee").alias("prev_end"),
@@ -110,7 +109,7 @@ def fit_edges(s: Structure, min_parents: int = 1) -> list[EdgeFit]:
             fanout = min(max(fanout, 1), 64)
         pairs = ec.filter(~pl.col("is_error") & pl.col("child_end_ns").is_not_null())
         async_share = (
-            float((pairs["child_end_ns"] > pairs["end_ns"] + 1_000_000).mean()) if pairs.height else 0.0  # type: ignore[arg-type]
+            float((pairs["child_end_ns"] > pairs["end_ns"]).mean()) if pairs.height else 0.0  # type: ignore[arg-type]
         )
         multi = clean.filter(pl.col("n") >= 2)
         overlap = float(multi["overlap"].mean()) if multi.height else 0.0  # type: ignore[arg-type]
@@ -124,19 +123,28 @@ def fit_edges(s: Structure, min_parents: int = 1) -> list[EdgeFit]:
             else:
                 share = float(np.mean(n_f - f_f) / max(float(np.mean(counts)), 1e-9)) - 0.5
             if share > RETRY_SHARE:
-                retries = min(5, max(1, max(_runs_recovered(list(fl)) for fl in failed["flags"].to_list())))
+                retries = min(5, max(1, *(_runs_recovered(list(fl)) for fl in failed["flags"].to_list())))
         gaps = ec.filter(pl.col("prev_failed").fill_null(False))
         gap_ms = ((gaps["start_ns"] - gaps["prev_end"]) / 1e6).to_numpy() if gaps.height else np.zeros(0)
         gap_ms = gap_ms[gap_ms >= 0]
         backoff = float(np.median(gap_ms)) if len(gap_ms) else None
-        to = ec.filter(pl.col("timed_out"))
+        to = ec.filter(pl.col("timed_out") & pl.lit(mode != "async"))
         timeout = float(to["dur_ms"].median()) if to.height else None  # type: ignore[arg-type]
         out.append(
             EdgeFit(
-                caller=str(caller), callee=str(callee), prob=min(1.0, g.height / n_parents), fanout=fanout,
-                mode=mode, retries=retries, backoff_ms=backoff, timeout_ms=timeout,
+                caller=str(caller),
+                callee=str(callee),
+                prob=min(1.0, g.height / n_parents),
+                fanout=fanout,
+                mode=mode,
+                retries=retries,
+                backoff_ms=backoff,
+                timeout_ms=timeout,
                 offset_ms=float(g["offset_ms"].median()),  # type: ignore[arg-type]
-                calls=ec.height, parents=n_parents, failed=int(ec["is_error"].sum()), timed_out=to.height,
-            )  # fmt: skip
+                calls=ec.height,
+                parents=n_parents,
+                failed=int(ec["is_error"].sum()),
+                timed_out=to.height,
+            )
         )
     return out
