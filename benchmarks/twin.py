@@ -3,7 +3,8 @@
 For each system of the scenario library (``mini``, ``webshop-quiet``, ``platform-quiet``: every
 other library scenario extends one of these with faults) and for random worlds
 (``simulator.worlds``, quiet category, no hostile telemetry, seeds from ``--world-seeds``), the
-world's faults are removed, ``--minutes`` of it are simulated at <= ``--rate`` root req/s into
+world's faults are removed, ``--minutes`` of it are simulated at <= ``--rate`` root req/s (and
+<= ``SPANS_MAX`` spans) into
 a fresh store, a twin is fitted from the store (the fitter never sees the scenario), and the
 twin is simulated over the same window (``twin.check``). Per world it prints:
 
@@ -16,8 +17,13 @@ twin is simulated over the same window (``twin.check``). Per world it prints:
   verdict. A world whose true run sheds load (some queue overflowed: it is saturated) is marked
   and left out of ``twin_behaviour_err``, whose goal is stated below saturation.
 
-Ends with ``twin_edge_precision= twin_edge_recall= twin_behaviour_err= twin_verdict_agreement=``
-(the verdict agreement needs what-if on the twin, which this branch does not have yet: ``n/a``).
+Then, for library fault scenarios (``--verdicts``), each of two library remediations (one meant
+to fix the fault, one not) is judged by the gym's test runner on the true world
+(``remediation.whatif``) and on the twin (``twin.whatif``: fitted from the store the true world
+wrote up to the patch time, a healthy window before the fault and the incident after it, the
+difference written as faults); the verdicts agree or not.
+
+Ends with ``twin_edge_precision= twin_edge_recall= twin_behaviour_err= twin_verdict_agreement=``.
 
     .venv/bin/python benchmarks/twin.py [--minutes 60] [--rate 8] [--worlds 6]
 """
@@ -38,6 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from remediation.whatif import Timing, plan_minutes, short, whatifs  # noqa: E402
+from simulator.fork import Run  # noqa: E402
+from simulator.labels import visits_per_request  # noqa: E402
+from simulator.patches import Patch, PatchError  # noqa: E402
+from simulator.plan import Plan  # noqa: E402
 from simulator.run import DEFAULT_START_NS, simulate  # noqa: E402
 from simulator.scenario import Scenario, load_scenario  # noqa: E402
 from simulator.sinks import StoreSink  # noqa: E402
@@ -47,11 +58,39 @@ from store.twin_reads import window_spans  # noqa: E402
 from twin.check import compare, op_stats, simulate_twin  # noqa: E402
 from twin.fit import fit_twin  # noqa: E402
 from twin.recovery import edges_of, recovery  # noqa: E402
+from twin.whatif import twin_whatif  # noqa: E402
 
+NS_PER_MIN = 60_000_000_000
 LIBRARY = ("mini", "webshop-quiet", "platform-quiet")
+_ALL = ["frontend:GET /", "frontend:GET /product/{id}", "frontend:GET /cart", "frontend:POST /cart/items",
+        "frontend:POST /checkout"]  # fmt: skip
+REMEDIATIONS: dict[str, list[list[dict[str, object]]]] = {
+    "error-burst": [[{"kind": "drain", "target": "inventory:Reserve"}],
+                    [{"kind": "scale", "operation": "inventory:Reserve", "factor": 3}]],
+    "dependency-slowdown": [[{"kind": "drain", "target": "postgres:UPDATE stock"}],
+                            [{"kind": "scale", "operation": "postgres:UPDATE stock", "factor": 3}]],
+    "capacity-saturation": [[{"kind": "scale", "operation": op, "factor": 3} for op in _ALL],
+                            [{"kind": "drain", "target": "frontend"}]],
+    "retry-storm": [[{"kind": "call_site", "caller": "payment:Charge", "callee": "bank:Authorize", "retries": 0,
+                      "fallback": True}],
+                    [{"kind": "drain", "target": "bank:Authorize"}]],
+    "call-edge-added": [[{"kind": "disable_edge", "caller": "frontend:GET /product/{id}",
+                          "callee": "postgres:SELECT product"}],
+                        [{"kind": "rollback", "service": "frontend"}]],
+    "combo-deploy-errors": [[{"kind": "rollback", "service": "checkout"}],
+                            [{"kind": "scale", "operation": "checkout:PlaceOrder", "factor": 3}]],
+}  # fmt: skip
+"""Library remediations: per fault scenario, a patch that should fix it and one that should not (the runner decides)."""
+VERDICT_TIMING = Timing(history_min=90, baseline_min=60, eval_min=20)
+
+
+SPANS_MAX = 500_000
+"""Span budget of one world's window: deep worlds run at a lower root rate (2 cores, shared)."""
 
 
 def _quiet(scenario: Scenario, rate: float, minutes: int) -> Scenario:
+    per_request = 2.0 * float(visits_per_request(Plan.compile(scenario)).sum())
+    rate = min(rate, SPANS_MAX / (per_request * minutes * 60.0))
     arrivals = scenario.arrivals.model_copy(update={"rate_per_s": min(rate, scenario.arrivals.rate_per_s)})
     return scenario.model_copy(
         update={"faults": [], "deploys": [], "arrivals": arrivals, "hours": minutes / 60, "history_days": 0.0}
@@ -108,12 +147,40 @@ def run_world(name: str, scenario: Scenario, minutes: int, work: Path) -> dict[s
     }  # fmt: skip
 
 
+def run_verdicts(name: str, rate: float, work: Path) -> list[tuple[str, str, str]]:
+    """(patch, verdict on the true world, verdict on the twin) for each library remediation of ``name``."""
+    truth = short(load_scenario(name), rate)
+    patches = [Patch.model_validate({"version": 1, "actions": acts}) for acts in REMEDIATIONS[name]]
+    m = plan_minutes(truth, None, VERDICT_TIMING)
+    true = whatifs(truth, patches, work / f"{name}-truth", timing=VERDICT_TIMING, rate_per_s=rate)
+    # what the on-call engineer's store holds at the patch time: the run up to it (another seed)
+    obs = work / f"{name}-observed.duckdb"
+    store = Store(obs)
+    start_ns = truth.start_ns(DEFAULT_START_NS)
+    try:
+        Run(truth, from_minute=m.start, seed=9, start_ns=start_ns).advance(m.patch, [StoreSink(store)])
+    finally:
+        store.close()
+    verdicts: list[str]
+    try:
+        with open_readonly(obs) as con:
+            tw = twin_whatif(con, patches, start_ns + m.fault * NS_PER_MIN, start_ns + m.patch * NS_PER_MIN,
+                             work / f"{name}-twin", timing=VERDICT_TIMING)  # fmt: skip
+        verdicts = [r.result.verdict for r in tw.results]
+        print(f"    {name}: twin incident: {'; '.join(tw.twin.changes.notes)}")
+    except (ValueError, PatchError) as exc:
+        verdicts = [f"error: {exc}"[:60]] * len(patches)
+    obs.unlink(missing_ok=True)
+    return [(p.describe(), t.result.verdict, v) for p, t, v in zip(patches, true, verdicts, strict=True)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=int, default=60)
     parser.add_argument("--rate", type=float, default=8.0)
     parser.add_argument("--worlds", type=int, default=6)
     parser.add_argument("--world-seeds", type=int, default=7000, help="First random world seed.")
+    parser.add_argument("--verdicts", default=",".join(REMEDIATIONS), help="Fault scenarios for verdict agreement.")
     args = parser.parse_args()
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.python_implementation()} "
           f"{platform.python_version()}; window {args.minutes} min at <= {args.rate:g} root req/s")  # fmt: skip
@@ -143,6 +210,21 @@ def main() -> None:
     invented = sum(int(r["invented"]) for r in rows)  # type: ignore[call-overload]
     precision = found / max(found + invented, 1)
     recall = found / max(found + missed, 1)
+    pairs: list[tuple[str, str, str]] = []
+    names = [n for n in args.verdicts.split(",") if n]
+    if names:
+        print(f"remediation verdicts, true world vs twin (timing: {VERDICT_TIMING.history_min} min history, patch at "
+              f"fault + {VERDICT_TIMING.alert_delay_min + VERDICT_TIMING.reaction_min} min):")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="driftscope-twin-verdicts-") as tmp:
+        for name in names:
+            t0 = time.perf_counter()
+            got = run_verdicts(name, args.rate, Path(tmp))
+            pairs += got
+            for patch, true, twin in got:
+                mark = "agree" if true == twin else "DISAGREE"
+                print(f"  {name:22s} {patch[:58]:58s} true {true:10s} twin {twin:10s} {mark}", flush=True)
+            print(f"    ({time.perf_counter() - t0:.0f} s)", flush=True)
+    agreement = sum(t == w for _, t, w in pairs) / len(pairs) if pairs else float("nan")
     below = [r for r in rows if not r["saturated"]]
     behaviour = float(np.nanmean([float(r["behaviour"]) for r in below])) if below else float("nan")  # type: ignore[arg-type]
     saturated = float(np.nanmean([float(r["behaviour"]) for r in rows if r["saturated"]] or [float("nan")]))  # type: ignore[arg-type]
@@ -151,7 +233,7 @@ def main() -> None:
           f"sheds load; behaviour error there {saturated:.3f}, left out of twin_behaviour_err, whose goal is below "
           f"saturation); spans simulated {sum(int(r['spans']) for r in rows):,}")  # type: ignore[call-overload]  # fmt: skip
     print(f"twin_edge_precision={precision:.3f} twin_edge_recall={recall:.3f} twin_behaviour_err={behaviour:.3f} "
-          "twin_verdict_agreement=n/a")  # fmt: skip
+          f"twin_verdict_agreement={agreement:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@
 of data (``store.raw.data_end``) and writes the scenario with its evidence as comments (stdout
 without ``--out``). ``twin check --twin world.toml --window 24h`` simulates the twin over the
 same window and prints the deviation table and the verdict; exit 0 faithful, 3 deviates.
+
+``whatif --patch FILE --since 20m`` tests remediation patches on the twin of the live store:
+the healthy system fitted before the incident, the incident written as faults on it
+(``twin.whatif``), each patch judged by the gym's test runner.
 """
 
 from __future__ import annotations
@@ -100,3 +104,70 @@ def check_cmd(config_path: str | None, store_path: str | None, twin_path: str, w
         result = check_twin(scenario, store, start_ns, end_ns, tmp)
     click.echo(table(result))
     sys.exit(0 if result.verdict == "faithful" else 3)
+
+
+@click.command("whatif")
+@common_options
+@click.option("--patch", "patch_paths", required=True, multiple=True, help="Patch file (YAML or JSON); repeatable.")
+@click.option("--since", help="The incident started this long before the end of data (e.g. 20m).")
+@click.option("--incident-start", help="The incident's start (ISO time, UTC unless given).")
+@click.option("--baseline", default="60m", show_default=True, help="Healthy window fitted before the incident.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def whatif(  # noqa: PLR0917
+    config_path: str | None, store_path: str | None, patch_paths: tuple[str, ...], since: str | None,
+    incident_start: str | None, baseline: str, fmt: str,
+) -> None:  # fmt: skip
+    """Test remediation patches on the twin of the live store (fitted before and during the incident).
+
+    Exit codes as `gym whatif`, for the first patch: 0 fixed, 1 harmful, 3 not fixed; 2 bad input.
+    """
+    import datetime as dt
+
+    import orjson
+
+    from remediation.render import as_dict, exit_code, table
+    from simulator.patches import PatchError, load_patch
+    from store import open_readonly
+    from store.raw import data_end
+    from twin.fit import TwinError
+    from twin.whatif import twin_whatif
+
+    store = settings_for(config_path, store_path).store
+    if (since is None) == (incident_start is None):
+        click.echo("Error: give --since or --incident-start (one of them)", err=True)
+        sys.exit(2)
+    try:
+        patches = [load_patch(p) for p in patch_paths]
+    except PatchError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    with open_readonly(store) as con:
+        end_ns = data_end(con)
+        if end_ns is None:
+            raise click.ClickException(f"store {store} holds no spans: nothing to fit a twin from")
+        if since is not None:
+            start_ns = end_ns - int(parse_duration(since) * 1e9)
+        else:
+            assert incident_start is not None
+            stamp = dt.datetime.fromisoformat(incident_start)
+            start_ns = int((stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)).timestamp() * 1e9)
+        try:
+            with tempfile.TemporaryDirectory(prefix="driftscope-twin-whatif-") as tmp:
+                out = twin_whatif(con, patches, start_ns, end_ns, tmp,
+                                  baseline_min=round(parse_duration(baseline) / 60))  # fmt: skip
+        except (TwinError, PatchError, ValueError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+    changes = out.twin.changes
+    if fmt == "json":
+        doc = {"incident": {"faults": changes.faults, "notes": changes.notes, "minutes_seen": out.twin.minutes_seen},
+               "patches": [{"patch": r.patch.model_dump(mode="json"), "at_min": r.minutes.patch,
+                            "result": as_dict(r.result)} for r in out.results]}  # fmt: skip
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(f"twin of the incident ({out.twin.minutes_seen} min seen), as faults on the healthy twin:")
+        for note in changes.notes:
+            click.echo(f"  {note}")
+        for r in out.results:
+            click.echo(table(r.result, f"on the twin: {r.patch.describe()} at incident minute {r.minutes.patch}"))
+    sys.exit(exit_code(out.results[0].result.verdict))

@@ -21,7 +21,9 @@ import polars as pl
 
 from twin.spans import Structure
 
-ASYNC_SHARE = 0.5
+ASYNC_SHARE = 0.2
+"""A synchronous callee always ends before its client span (by half a round trip); an async one outlives it
+unless it is faster than half a round trip, so a fifth of outliving callees already means async."""
 PARALLEL_SHARE = 0.5
 RETRY_SHARE = 0.5
 
