@@ -6,8 +6,8 @@ the UTC hour) on weekday minutes when the window covers most of a day (shorter w
 tell a daily swing from a trend, so the amplitude stays 0 and the twin keeps the window's mean):
 the amplitude is sqrt(A^2 + B^2) / m, the peak hour atan2(B, A). The weekend factor is the
 weekend minutes' counts over the weekday profile (1 when the window has no weekend, or no
-weekday). The noise is what the per-minute log ratio to the profile varies beyond Poisson
-counting noise (var - mean(1 / expected)).
+weekday). The noise is what the per-minute log ratio to the profile (a short window: to its
+straight-line trend) varies beyond Poisson counting noise (var - mean(1 / expected)).
 """
 
 from __future__ import annotations
@@ -97,6 +97,11 @@ def fit_arrivals(servers: pl.DataFrame, edges: list[EdgeFit], start_ns: int, min
     else:
         notes.append("the window has no weekday/weekend contrast: weekend factor 1")
     expected = profile * np.where(weekend & (~weekend).any(), wf, 1.0)
+    if minutes < DAY_MIN and minutes >= 10:
+        # a short window's slope is the day's swing, not noise: take it out before measuring the noise
+        t = np.arange(minutes, dtype=float)
+        slope, icpt = np.polyfit(t, per_min, 1)
+        expected = np.maximum(icpt + slope * t, 1e-9)
     ok = expected > 0.5
     if ok.sum() >= 3:
         ratio = np.log((per_min[ok] + 0.5) / (expected[ok] + 0.5))

@@ -84,18 +84,21 @@ def servers_from_shape(per_min: pl.DataFrame, ok: pl.DataFrame, first: ServersFi
     none = fit_convolved(self_ms, np.zeros(len(self_ms)), start)
     best: tuple[float, int] = (none.decile_loss, -1)
     low = max(1, int(np.ceil(float((per_min["lam"] * per_min["dur"]).min() or 0.0) * 0.5)))  # type: ignore[arg-type,operator]
-    bound = first.servers
+    bound = low + 40
     for c in range(low, low + 40):
         pm = hold_for(per_min, c)
         if float(np.mean(wait_share(pm, ServersFit(c, True, 0.0, "")))) < 0.005:
-            bound = min(bound, c)
+            bound = c  # the least count under which no queue forms: what "no queue seen" allows
             break
         drawn = waits(pm, ServersFit(c, True, 0.0, ""), minutes)
         fit = fit_convolved(self_ms, drawn, start)
         if fit.decile_loss < best[0] * 0.8:
             best = (fit.decile_loss, c)
     if best[1] < 0:
-        return ServersFit(bound, False, first.peak_utilisation, "self-time shape (no queue seen)")
+        pm = hold_for(per_min, bound)
+        util = float((pm["lam"] * pm["hold"]).max() or 0.0) / bound  # type: ignore[arg-type,operator]
+        return ServersFit(max(bound, first.servers if first.identified else 1), False, util,
+                          "self-time shape (no queue seen)")  # fmt: skip
     c = best[1]
     pm = hold_for(per_min, c)
     util = float((pm["lam"] * pm["hold"]).max() or 0.0) / c  # type: ignore[arg-type,operator]
