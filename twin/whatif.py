@@ -7,15 +7,18 @@ patch is then judged exactly as the gym judges it on a library world (``remediat
 the same patch schema, the same fork at the patch minute and the same test runner), landing
 at the minute the incident has reached now. The answer holds for the system only as far as the
 twin reproduces it: ``twin check`` says how far, and the incident's notes say what the twin
-could not name.
+could not name. ``trial_runner`` is the same, one patch at a time, for an investigation's
+budgeted ``what_if`` tool (the controller wires it; investigations never import the twin).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -95,3 +98,42 @@ def twin_whatif(
     at = max(1, math.ceil(twin.minutes_seen))
     results = whatifs(twin.scenario, patches, work_dir, at_min=at, rate_per_s=math.inf, seed=seed, timing=timing)
     return TwinWhatIf(twin, results)
+
+
+def trial_runner(
+    connect: Callable[[], duckdb.DuckDBPyConnection],
+    incident_start_ns: int,
+    end_ns: int,
+    work_dir: str | Path,
+    *,
+    baseline_min: int = 60,
+    timing: Timing | None = None,
+) -> Callable[[Patch], dict[str, Any]]:
+    """A ``what_if`` for an investigation: judges one patch on the incident twin (fitted at the first call, through
+    a cursor from ``connect``) and returns the verdict, its reasons and what the twin reproduced."""
+    cache: list[IncidentTwin] = []
+
+    def run(patch: Patch) -> dict[str, Any]:
+        if not cache:
+            con = connect()
+            try:
+                cache.append(incident_twin(con, incident_start_ns, end_ns, baseline_min=baseline_min))
+            finally:
+                con.close()
+        twin = cache[0]
+        if not twin.changes.faults:
+            raise ValueError("the twin reproduces no change in the incident: " + "; ".join(twin.changes.notes))
+        work = Path(work_dir) / f"trial-{len(list(Path(work_dir).glob('trial-*')))}"
+        at = max(1, math.ceil(twin.minutes_seen))
+        [result] = whatifs(twin.scenario, [patch], work, at_min=at, rate_per_s=math.inf, timing=timing)
+        r = result.result
+        return {
+            "describe": patch.describe(),
+            "verdict": r.verdict,
+            "reasons": r.reasons[:6],
+            "broken_before": r.broken_before,
+            "ttr_min": r.ttr_min,
+            "twin_incident": twin.changes.notes,
+        }
+
+    return run
