@@ -21,6 +21,7 @@ import polars as pl
 from twin.topology import EdgeFit
 
 ROOT_SHARE = 0.5
+END_MIN = 5
 DAY_MIN = 20 * 60
 """Minutes of window a daily profile needs."""
 
@@ -34,6 +35,8 @@ class ArrivalFit:
     peak_hour: float
     weekend_factor: float
     noise_sigma: float
+    end_rate_per_s: float = 0.0
+    """Root arrivals over the window's last ``END_MIN`` minutes (a surge under way shows here first)."""
     evidence: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -110,4 +113,5 @@ def fit_arrivals(servers: pl.DataFrame, edges: list[EdgeFit], start_ns: int, min
     else:
         sigma = 0.0
     evidence.append(f"rate noise sigma {sigma:.3f} (per-minute log ratio to the profile beyond Poisson)")
-    return ArrivalFit(weights, mean / 60.0, amp, peak, wf, min(sigma, 1.0), evidence, notes)
+    end_rate = float(per_min[-min(END_MIN, minutes) :].mean()) / 60.0
+    return ArrivalFit(weights, mean / 60.0, amp, peak, wf, min(sigma, 1.0), end_rate, evidence, notes)

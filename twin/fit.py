@@ -96,7 +96,7 @@ def _per_op_samples(s: Structure, edges: list[EdgeFit], rtt_ms: float) -> pl.Dat
             "minute",
             (pl.col("dur_ms") - pl.col("covered_ms")).alias("self_ms"),
             "dur_ms",
-            (~pl.col("is_error")).alias("ok"),
+            (~pl.col("is_error") & (pl.col("n_failed_calls") == 0)).alias("ok"),  # retried calls leave back-off gaps
             "own_error",
         )
     )

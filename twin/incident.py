@@ -8,8 +8,9 @@ start to now) and writes each change it can name as a scenario fault starting at
   by own / holding time);
 - own errors up by at least ``ERROR_ADD`` (and three binomial standard errors) -> ``error_burst``,
   or ``retry_storm`` when the callers of the operation now retry more;
-- more root arrivals (x ``DEMAND_RATIO``) -> ``capacity_saturation`` reaching the observed
-  multiplier over the incident minutes seen;
+- more root arrivals in the incident's last minutes (x ``DEMAND_RATIO``) -> ``capacity_saturation``
+  reaching that multiplier over the incident minutes seen, and holding it (the twin cannot know
+  whether a surge keeps growing);
 - a call edge that appeared (or vanished) -> ``call_edge`` add (remove).
 
 A service whose version changed during the incident carries that version as the faults'
@@ -75,11 +76,13 @@ def incident_faults(base: TwinFit, inc: TwinFit, *, minutes_seen: float, end_min
             kind = "retry_storm" if storm else "error_burst"
             faults.append({"kind": kind, "target": ref, "magnitude": round(e1 - e0, 4), **extra})
             notes.append(f"{ref}: own errors {e0:.2%} -> {e1:.2%}" + (" with callers retrying more" if storm else ""))
-    ratio = inc.arrivals.rate_per_s / max(base.arrivals.rate_per_s, 1e-9)
+    # where demand stands now (the incident's last minutes): a surge is still ramping when the patch lands
+    ratio = inc.arrivals.end_rate_per_s / max(base.arrivals.rate_per_s, 1e-9)
     if ratio >= DEMAND_RATIO:
         faults.append({"kind": "capacity_saturation", "target": "arrivals", "magnitude": round(ratio - 1.0, 4),
                        "ramp_min": round(max(minutes_seen, 1.0), 1)})  # fmt: skip
-        notes.append(f"demand x{ratio:.2f} ({base.arrivals.rate_per_s:.3g} -> {inc.arrivals.rate_per_s:.3g} req/s)")
+        now = inc.arrivals.end_rate_per_s
+        notes.append(f"demand x{ratio:.2f} ({base.arrivals.rate_per_s:.3g} -> {now:.3g} req/s in the last minutes)")
     before_edges = {(e.caller, e.callee): e for e in base.edges}
     after_edges = {(e.caller, e.callee): e for e in inc.edges}
     for key, e in after_edges.items():
