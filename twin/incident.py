@@ -87,12 +87,16 @@ def incident_faults(base: TwinFit, inc: TwinFit, *, minutes_seen: float, end_min
     after_edges = {(e.caller, e.callee): e for e in inc.edges}
     for key, e in after_edges.items():
         if key not in before_edges and e.caller in base_refs and e.callee in base_refs:
+            service = e.caller.partition(":")[0]
+            extra = {"deploy_version": deployed[service]} if service in deployed else {}
             faults.append({"kind": "call_edge", "target": e.caller, "to": e.callee, "change": "add",
-                           "magnitude": round(e.prob, 4)})  # fmt: skip
+                           "magnitude": round(e.prob, 4), **extra})  # fmt: skip
             notes.append(f"new call edge {e.caller} -> {e.callee} (prob {e.prob:.2f})")
     for key in before_edges.keys() - after_edges.keys():
         if key[0] in inc.ops and inc.ops[key[0]].spans >= 50:
-            faults.append({"kind": "call_edge", "target": key[0], "to": key[1], "change": "remove"})
+            service = key[0].partition(":")[0]
+            extra = {"deploy_version": deployed[service]} if service in deployed else {}
+            faults.append({"kind": "call_edge", "target": key[0], "to": key[1], "change": "remove", **extra})
             notes.append(f"call edge {key[0]} -> {key[1]} vanished")
     for service, version in deployed.items():
         if not any(str(f["target"]).partition(":")[0] == service for f in faults):
