@@ -237,7 +237,8 @@ def main() -> None:
     below = [r for r in rows if not r["saturated"]]
     behaviour_busy = float(np.nanmean([float(r["behaviour"]) for r in below])) if below else float("nan")  # type: ignore[arg-type]
     behaviour = float(np.nanmean([float(r["steady"]) for r in below])) if below else float("nan")  # type: ignore[arg-type]
-    saturated = float(np.nanmean([float(r["behaviour"]) for r in rows if r["saturated"]] or [float("nan")]))  # type: ignore[arg-type]
+    sat = [float(r["behaviour"]) for r in rows if r["saturated"]]  # type: ignore[arg-type]
+    saturated = float(np.nanmean(sat)) if sat else float("nan")
     faithful = sum(r["verdict"] == "faithful" for r in rows)
     print(f"worlds {len(rows)}: twin check faithful in {faithful}; {len(rows) - len(below)} saturated (the true world "
           f"sheds load; behaviour error there {saturated:.3f}, left out of twin_behaviour_err, whose goal is below "
