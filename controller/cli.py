@@ -33,6 +33,8 @@ LAZY_COMMANDS = {
     "gym": "controller.cli_gym:gym",
     "plan": "controller.cli_plan:plan",
     "adversary": "controller.cli_adversary:adversary",
+    "twin": "controller.cli_twin:twin",
+    "whatif": "controller.cli_twin:whatif",
 }
 """Commands in their own modules, imported only when run or listed: a command pays only for its own
 imports (the gate's statistics alone take over a second to import)."""

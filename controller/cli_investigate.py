@@ -18,10 +18,11 @@ from prometheus_client import CollectorRegistry
 
 from controller.api_alerts import alert_requests
 from controller.cli_support import common_options, settings_for
-from controller.dispatch import Dispatcher, Request, dispatch, finding_request
+from controller.dispatch import Dispatcher, Request, WhatIfFactory, dispatch, finding_request
 from investigations.config import investigations_config
 from investigations.policies import POLICIES, policy_for
 from investigations.report import render_markdown
+from investigations.snapshot import IncidentWindow
 from store import Store, StoreError
 from store import findings as store_findings
 
@@ -48,6 +49,18 @@ def _request(con: Any, finding_id: str | None, alert: str | None) -> Request:
     return finding_request(found, source="manual")
 
 
+def _twin_trials(work_dir: str) -> WhatIfFactory:
+    """The ``what_if`` runner of an investigation: its window's twin (the baseline fitted healthy, the incident as
+    faults), patches judged by the gym's runner under ``work_dir``."""
+    from twin.whatif import trial_runner
+
+    def factory(store: Store, window: IncidentWindow) -> Any:
+        baseline_min = max(10, round((window.start_ns - window.baseline_start_ns) / 60e9))
+        return trial_runner(store.cursor, window.start_ns, window.end_ns, work_dir, baseline_min=baseline_min)
+
+    return factory
+
+
 @click.command("investigate")
 @common_options
 @click.argument("finding_id", required=False)
@@ -56,9 +69,10 @@ def _request(con: Any, finding_id: str | None, alert: str | None) -> Request:
 @click.option("--replay", "replay_of", help="Investigation id whose recorded steps --policy replay re-runs.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="[default: investigations.out_dir]")
+@click.option("--what-if", "what_if", is_flag=True, help="Give the policy a budgeted what_if tool (patches on a twin).")
 def investigate(  # noqa: PLR0917  click passes every option as an argument
     config_path: str | None, store_path: str | None, finding_id: str | None, alert: str | None,
-    policy: str | None, replay_of: str | None, fmt: str, out_dir: str | None,
+    policy: str | None, replay_of: str | None, fmt: str, out_dir: str | None, what_if: bool,
 ) -> None:  # fmt: skip
     """Investigate FINDING_ID or an alert; print the verified report."""
     settings = settings_for(config_path, store_path)
@@ -77,7 +91,10 @@ def investigate(  # noqa: PLR0917  click passes every option as an argument
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         dispatcher = Dispatcher(config, CollectorRegistry())
-        [done] = dispatch(store, dispatcher, [req], lambda _: pol, time.time_ns(), out_dir=out_dir or config.out_dir)
+        with tempfile.TemporaryDirectory(prefix="driftscope-twin-trials-") as trials:
+            factory = _twin_trials(trials) if what_if else None
+            out = out_dir or config.out_dir
+            [done] = dispatch(store, dispatcher, [req], lambda _: pol, time.time_ns(), out_dir=out, what_if=factory)
         if done.decision.action != "dispatch":
             raise click.ClickException(f"not dispatched: {done.decision.reason}")
         if done.outcome is None:

@@ -26,6 +26,7 @@ from investigations.environment import Trigger
 from investigations.policy import Policy
 from investigations.run import Outcome, investigate
 from investigations.snapshot import IncidentWindow
+from simulator.patches import Patch
 from store import dispatch as store_dispatch
 from store import findings as store_findings
 from store import investigations as store_investigations
@@ -33,6 +34,9 @@ from store import timeconv
 from store.connection import Store
 from store.findings import FindingRecord
 from store.raw import data_end
+
+WhatIfFactory = Callable[[Store, IncidentWindow], Callable[[Patch], dict[str, Any]]]
+"""Builds an investigation's ``what_if`` runner (the store's twin around the window; see ``cli_investigate``)."""
 
 NS_PER_S = timeconv.NS_PER_S
 
@@ -177,8 +181,9 @@ def alert_fingerprint(source: str, labels: dict[str, Any], given: str | None) ->
 
 
 def run_request(
-    store: Store, dispatcher: Dispatcher, decision: Decision, policy: Policy, *, now_ns: int, out_dir: str | None = None
-) -> Outcome:
+    store: Store, dispatcher: Dispatcher, decision: Decision, policy: Policy, *, now_ns: int,
+    out_dir: str | None = None, what_if: WhatIfFactory | None = None,
+) -> Outcome:  # fmt: skip
     """Run a dispatched request's investigation, then release its slot; return the ``Outcome``.
 
     The incident window is the request's, clipped to the data; the baseline is
@@ -197,7 +202,8 @@ def run_request(
         window = IncidentWindow.around(req.start_ns, stop, dispatcher.config.baseline_s)
         trigger = Trigger(req.source, req.title, req.service, req.operation, req.finding_id, req.fingerprint,
                           req.details)  # fmt: skip
-        outcome = investigate(store, trigger, window, policy, dispatcher.config, out_dir=out_dir)
+        runner = what_if(store, window) if what_if is not None else None
+        outcome = investigate(store, trigger, window, policy, dispatcher.config, out_dir=out_dir, what_if=runner)
         inv_id = outcome.id
         dispatcher.record(policy.name, outcome)
         return outcome
@@ -223,12 +229,14 @@ def dispatch(
     now_ns: int,
     *,
     out_dir: str | None = None,
+    what_if: WhatIfFactory | None = None,
 ) -> list[Dispatched]:
     """Decide on every request, then run the dispatched investigations: the one path of the scheduler
     (after each detection run), the alert webhooks and ``driftscope investigate``.
 
     ``policy_factory(config)`` builds a policy per investigation. A request that cannot run
     (its window is past the data) is reported with its error; the others still run.
+    ``what_if(store, window)``, when given, builds the runner of each investigation's ``what_if`` tool.
     """
     con = store.cursor()
     try:
@@ -242,7 +250,8 @@ def dispatch(
             continue
         policy = policy_factory(dispatcher.config)
         try:
-            out.append(Dispatched(d, run_request(store, dispatcher, d, policy, now_ns=now_ns, out_dir=out_dir)))
+            out.append(Dispatched(d, run_request(store, dispatcher, d, policy, now_ns=now_ns, out_dir=out_dir,
+                                                 what_if=what_if)))  # fmt: skip
         except ValueError as exc:
             out.append(Dispatched(d, error=str(exc)))
     return out

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from investigations.budget import Budget
 from investigations.redact import Redactor
 from investigations.snapshot import Snapshot
-from investigations.tools import ToolResult, run_tool
+from investigations.tools import WHAT_IF, PatchArgs, ToolResult, run_tool
+from simulator.patches import Patch
 
 OBSERVATION_CHARS_MAX = 12_000
 """Characters of one tool result a model sees; longer results are cut with a note."""
@@ -61,6 +63,10 @@ class Environment:
     clock: Callable[[], float] = time.monotonic
     steps: list[Step] = field(default_factory=list)
     results: list[ToolResult] = field(default_factory=list)
+    what_if: Callable[[Patch], dict[str, Any]] | None = None
+    """Judges a patch on a digital twin of the system (wired by the controller; None: the tool says so)."""
+    what_if_max: int = 2
+    """``what_if`` calls allowed (each simulates hours of the twin): a budget of its own, on top of the steps."""
 
     def _log(self, kind: str, name: str, payload: dict[str, Any]) -> None:
         step = Step(len(self.steps), kind, name, payload, round(self.budget.wall_s, 4))
@@ -71,13 +77,35 @@ class Environment:
     def call(self, tool: str, args: dict[str, Any] | None = None) -> ToolResult:
         """Run a tool (one step of the budget) and log it."""
         self.budget.charge_step()
-        result = run_tool(self.snapshot, tool, dict(args or {}))
+        if tool == WHAT_IF and self.what_if is not None:
+            result = self._what_if(dict(args or {}))
+        else:
+            result = run_tool(self.snapshot, tool, dict(args or {}))
         self.results.append(result)
         self._log("tool", tool, result.to_dict())
         return result
 
+    def _what_if(self, args: dict[str, Any]) -> ToolResult:
+        tried = sum(1 for r in self.results if r.tool == WHAT_IF and r.error is None)
+        if tried >= self.what_if_max:
+            return ToolResult(WHAT_IF, args, error=f"what_if budget spent ({self.what_if_max} patches tried)")
+        try:
+            patch = PatchArgs.model_validate(args).patch
+        except ValidationError as exc:
+            return ToolResult(WHAT_IF, args, error=f"bad arguments: {exc.errors()[0]['msg']}")
+        assert self.what_if is not None
+        try:
+            data = self.what_if(patch)
+        except ValueError as exc:  # a patch naming what the twin lacks, or no incident the twin can reproduce
+            return ToolResult(WHAT_IF, args, error=str(exc)[:500])
+        return ToolResult(WHAT_IF, args, data, f"on the twin: {patch.describe()} -> {data.get('verdict')}")
+
     def rerun(self, tool: str, args: dict[str, Any]) -> ToolResult:
-        """Run a tool for verification: not charged, not logged as a policy step."""
+        """Run a tool for verification: not charged, not logged as a policy step (a what-if is not re-simulated:
+        its recorded result, seeded and deterministic, is the answer)."""
+        if tool == WHAT_IF:
+            done = [r for r in self.results if r.tool == WHAT_IF and r.args == args and r.error is None]
+            return done[-1] if done else ToolResult(WHAT_IF, args, error="no such what_if in this investigation")
         return run_tool(self.snapshot, tool, dict(args))
 
     def record_turn(self, payload: dict[str, Any], tokens: int, cost_usd: float) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from investigations.tools import WHAT_IF, ToolResult
 from simulator.patches import Patch
 
 
@@ -61,6 +62,9 @@ class Report(_Model):
         default_factory=list, description="proposed remediation patches, best first (see simulator.patches)"
     )
     open_questions: list[str] = Field(default_factory=list)
+    twin_trials: list[str] = Field(
+        default_factory=list, description="set by the controller: patches tried on the digital twin and the verdicts"
+    )
     disagreements: list[str] = Field(default_factory=list, description="where perspectives or checks disagree")
     status: Literal["complete", "partial"] = "complete"
     established: list[str] = Field(default_factory=list, description="partial reports: what was established")
@@ -83,6 +87,21 @@ def partial_report(reason: str, claims: list[Claim], candidates: list[Candidate]
         not_established=["a ranked root cause reconciled across all checks"] if not candidates else
         ["checks not run before the stop"],
     )  # fmt: skip
+
+
+def twin_trials(results: list[ToolResult]) -> list[str]:
+    """One line per patch the policy tried on the digital twin (``what_if``): the patch, the verdict, why."""
+    out = []
+    for r in results:
+        if r.tool != WHAT_IF:
+            continue
+        patch = r.data.get("describe") or str(r.args.get("patch", {}))[:200]
+        if r.error is not None:
+            out.append(f"{patch}: not judged ({r.error[:200]})")
+        else:
+            reasons = "; ".join(str(x) for x in r.data.get("reasons", [])[:3])
+            out.append(f"{patch}: {r.data.get('verdict')}" + (f" ({reasons})" if reasons else ""))
+    return out
 
 
 def _cell(text: str) -> str:
@@ -112,6 +131,7 @@ def render_markdown(report: Report, title: str) -> str:
         out.append(f"{i}. [{mark}] {_cell(cl.text)} — `{cl.call.tool}({_cell(str(cl.call.args))})`")
     patches = [f"{p.title or p.describe()}: `{_cell(p.describe())}`" for p in report.patches]
     for head, items in (("Recommended actions", report.actions), ("Proposed patches", patches),
+                        ("Tried on the digital twin", report.twin_trials),
                         ("Open questions", report.open_questions),
                         ("Disagreements", report.disagreements), ("Established", report.established),
                         ("Not established", report.not_established)):  # fmt: skip

@@ -22,9 +22,10 @@ from investigations.config import InvestigationsConfig
 from investigations.environment import Environment, Step, Trigger
 from investigations.policy import Policy
 from investigations.redact import Redactor, sensitive_values_sql
-from investigations.report import Claim, Report, ToolCall, partial_report, render_markdown
+from investigations.report import Claim, Report, ToolCall, partial_report, render_markdown, twin_trials
 from investigations.snapshot import IncidentWindow, Snapshot, SnapshotError
 from investigations.verify import verify_report
+from simulator.patches import Patch
 from store import investigations as inv_store
 from store.connection import Store
 
@@ -76,6 +77,7 @@ def investigate(
     out_dir: str | Path | None = None,
     clock_ns: Callable[[], int] = time.time_ns,
     monotonic: Callable[[], float] = time.monotonic,
+    what_if: Callable[[Patch], dict[str, Any]] | None = None,
 ) -> Outcome:
     """Investigate ``trigger`` over ``window`` of ``store`` with ``policy``; persist and return the outcome."""
     started_ns = clock_ns()
@@ -101,7 +103,8 @@ def investigate(
             inv_store.add_step(con, inv_id, asdict(step))
 
         budget = Budget(limits_of(config), clock=monotonic)
-        env = Environment(snapshot, budget, redactor_for(snapshot, config.redact_keys), trigger, persist, monotonic)
+        env = Environment(snapshot, budget, redactor_for(snapshot, config.redact_keys), trigger, persist, monotonic,
+                          what_if=what_if)  # fmt: skip
         status = "complete"
         try:
             report = policy.run(env)
@@ -112,6 +115,7 @@ def investigate(
         if report.status == "partial" and status == "complete":
             status = "partial"
         report = verify_report(report, env.rerun, config.tolerance)
+        report = report.model_copy(update={"twin_trials": twin_trials(env.results)})
         work.mkdir(parents=True, exist_ok=True)
         md = work / "report.md"
         md.write_text(render_markdown(report, trigger.title), encoding="utf-8")

@@ -151,6 +151,14 @@ def _propose_patch(snap: Snapshot, args: PatchArgs) -> tuple[dict[str, Any], str
     return data, f"patch accepted: {args.patch.describe()}", False
 
 
+WHAT_IF = "what_if"
+
+
+def _what_if(snap: Snapshot, args: PatchArgs) -> tuple[dict[str, Any], str, bool]:
+    """Run by the environment (it holds the twin runner the controller wired); here only when none is wired."""
+    raise SnapshotError("what_if is not available in this investigation (no digital twin of the system was wired)")
+
+
 def _run_sql(snap: Snapshot, args: SqlArgs) -> tuple[dict[str, Any], str, bool]:
     kinds = snap.statement_kinds(args.sql)
     if kinds != ["SELECT"]:
@@ -317,6 +325,9 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
     Tool("invariants", "Learned invariants (if any) mentioning the service.", ServiceScope, _invariants),
     Tool("propose_patch", "Propose a remediation patch (checked against the telemetry's services and operations; "
          "accepted patches join the report, first proposed first).", PatchArgs, _propose_patch),
+    Tool(WHAT_IF, "Test a patch on a digital twin of the system (fitted from its telemetry, the incident as faults) "
+         "before recommending it: the gym's test runner's verdict (fixed / not fixed / harmful) and reasons. Slow and "
+         "budgeted: a few calls per investigation.", PatchArgs, _what_if),
 )}  # fmt: skip
 
 

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
     "store", "collector", "analysis", "detectors", "controller", "investigations", "reports", "simulator",
-    "dashboards", "adversary", "remediation",
+    "dashboards", "adversary", "remediation", "twin",
 )  # fmt: skip
 
 FORBIDDEN: dict[str, set[str]] = {
@@ -60,7 +60,12 @@ FORBIDDEN: dict[str, set[str]] = {
     # remediation (patch apply, the test runner, the gym's remediation round) sits beside the gym: only the
     # CLI and the benchmarks import it
     "remediation": {"controller", "reports", "dashboards"},
+    # the digital twin fits scenarios from the store and runs them in the simulator; only the CLI imports it
+    "twin": {"controller", "collector", "investigations", "reports", "dashboards", "adversary"},
 }
+for _package in PACKAGES:
+    if _package not in ("twin", "controller"):
+        FORBIDDEN[_package].add("twin")
 """Packages each package must not import (controller wires everything; nothing imports adversary
 but the CLI)."""
 

@@ -81,9 +81,13 @@ def test_every_tool_has_a_schema_and_answers(snap: Snapshot) -> None:
         "get_signal": {"kind": "latency_p50", "service": "inventory"},
         "critical_path": {"trace_id": snap.query("SELECT trace_id FROM spans LIMIT 1").rows[0][0]},
         "propose_patch": {"patch": {"actions": [{"kind": "drain", "target": "inventory"}]}},
+        "what_if": {"patch": {"actions": [{"kind": "drain", "target": "inventory"}]}},
     }
     for name in TOOLS:
         res = run_tool(snap, name, args.get(name, {}))
+        if name == "what_if":  # the environment answers it with the twin the controller wired; alone it says so
+            assert res.error is not None and "not available" in res.error
+            continue
         assert res.error is None, (name, res.error)
         assert res.to_dict()["call"] == {"tool": name, "args": args.get(name, {})}
     bad = run_tool(snap, "compare_windows", {"service": 3, "nope": 1})
