@@ -32,7 +32,7 @@ from controller.api_alerts import alert_routes
 from controller.auth import BearerAuth, GrpcBearerAuth
 from controller.config import Settings
 from controller.dispatch import Dispatcher
-from controller.jobs import JobFn, JobRunner, detect_job, report_job, retention_job, rollup_job
+from controller.jobs import JobFn, JobRunner, detect_job, plane_for, report_job, retention_job, rollup_job_for
 from controller.scheduler import Scheduler
 from controller.telemetry import FindingsCollector, configure_logging, configure_tracing
 from controller.telemetry_signals import SignalsCollector
@@ -197,9 +197,10 @@ class Service:
 
 def scheduled_jobs(store: Store, settings: Settings, dispatcher: Dispatcher) -> dict[str, JobFn]:
     """The jobs the scheduler runs, by name."""
+    plane = plane_for(settings)
     return {
-        "rollup": rollup_job,
-        "detect": detect_job(store, settings, dispatcher),
+        "rollup": rollup_job_for(plane),
+        "detect": detect_job(store, settings, dispatcher, plane),
         "report": report_job(settings),
         "retention": retention_job(store, settings),
     }
