@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import duckdb
 
 from analysis.histogram import GAMMA, LN_GAMMA
-from analysis.rollup import RollupConfig, rollup_all
+from analysis.rollup import METRIC_SOURCES, RollupConfig, rollup_all
 from store.clickhouse import ClickHouse, ClickHouseTarget
 from store.plane_mirror import mirror_window
 from store.rollups_clickhouse import ClickHouseRollupConfig, rollup_end_ns, rollup_plane
@@ -72,6 +72,7 @@ class ClickHousePlane:
             gamma=GAMMA, ln_gamma=LN_GAMMA, lateness_s=cfg.lateness_s, late_horizon_s=cfg.late_horizon_s,
             zero_fill_s=cfg.zero_fill_s,
         )  # fmt: skip
+        self.local_config = cfg
         self._ch: ClickHouse | None = None
 
     def connection(self) -> ClickHouse:
@@ -92,12 +93,18 @@ class ClickHousePlane:
             self._ch = None
 
     def rollup(self, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        """Spans and logs inside ClickHouse; metric points that driftscope's receivers kept in the
+        local store (the plane does not read the exporter's metric tables yet) locally."""
         try:
             runs = rollup_plane(self.connection(), con, self.config)
         except Exception:
             self._reset_on_failure()
             raise
-        return {"rows": sum(r.rows_written for r in runs), "late_rows": sum(r.late_rows for r in runs)}
+        local = rollup_all(con, self.local_config, METRIC_SOURCES)
+        return {
+            "rows": sum(r.rows_written for r in runs) + sum(r.rows_written for r in local),
+            "late_rows": sum(r.late_rows for r in runs),
+        }
 
     def prepare(self, con: duckdb.DuckDBPyConnection, span_s: float, raw_s: float) -> dict[str, int]:
         try:

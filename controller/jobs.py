@@ -35,6 +35,7 @@ from detectors.detection_run import DetectionRun, run_detection
 from investigations.policies import configured_policy
 from store import jobs as store_jobs
 from store.connection import Store
+from store.otel_writer import PlaneIngest, RawSink
 from store.raw import newest_span_ns
 
 log = logging.getLogger("driftscope.jobs")
@@ -173,6 +174,14 @@ def plane_for(settings: Settings) -> Plane:
     if settings.plane.backend == "clickhouse":
         return ClickHousePlane(settings.plane.target())
     return LocalPlane()
+
+
+def ingest_sink_for(settings: Settings, store: Store) -> RawSink:
+    """Where the receivers commit: the store, or (``plane.clickhouse.ingest``) the exporter's tables for
+    spans and logs with metric points kept in the store."""
+    if settings.plane.backend == "clickhouse" and settings.plane.clickhouse.ingest:
+        return PlaneIngest(settings.plane.target(), store)
+    return store
 
 
 def rollup_job_for(plane: Plane) -> JobFn:

@@ -32,7 +32,16 @@ from controller.api_alerts import alert_routes
 from controller.auth import BearerAuth, GrpcBearerAuth
 from controller.config import Settings
 from controller.dispatch import Dispatcher
-from controller.jobs import JobFn, JobRunner, detect_job, plane_for, report_job, retention_job, rollup_job_for
+from controller.jobs import (
+    JobFn,
+    JobRunner,
+    detect_job,
+    ingest_sink_for,
+    plane_for,
+    report_job,
+    retention_job,
+    rollup_job_for,
+)
 from controller.scheduler import Scheduler
 from controller.telemetry import FindingsCollector, configure_logging, configure_tracing
 from controller.telemetry_signals import SignalsCollector
@@ -89,7 +98,7 @@ class Service:
         registry.register(SignalsCollector(store, series_max=settings.telemetry.top_scores_max))
         ing = settings.ingest
         queue = IngestQueue(
-            store,
+            ingest_sink_for(settings, store),
             QueueLimits(ing.queue_rows_max, ing.queue_bytes_max, ing.batch_rows_max, ing.flush_interval_s),
             on_commit=metrics.observe_commit,
         )

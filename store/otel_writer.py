@@ -8,18 +8,19 @@ mapping runs in an in-memory DuckDB over the Arrow batch (vectorised; no row loo
 and the result goes through :meth:`ClickHouse.insert_arrow`, the same call on chdb and on a
 server.
 
-Metric points are not mapped yet (the plane reads spans and logs; see the README's
-ClickHouse section).
+Metric points are not mapped yet: in ClickHouse mode :class:`PlaneIngest` keeps them in the
+local store, where they are rolled up as before (see the README's ClickHouse section).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
 
-from store.clickhouse import ClickHouse
+from store.clickhouse import ClickHouse, ClickHouseTarget
 
 
 def _json_map(column: str) -> str:
@@ -103,3 +104,58 @@ class ClickHouseWriter:
 
     def close(self) -> None:
         """The connection belongs to the caller; nothing to do."""
+
+
+class RawSink(Protocol):
+    """Where the collector's writer commits decoded batches (``Store`` or :class:`PlaneIngest`)."""
+
+    def insert(self, tables: Mapping[str, pa.Table]) -> int:
+        """Commit raw tables (name -> rows); return rows written. Raises when nothing may be acknowledged."""
+        ...
+
+
+class PlaneIngest:
+    """The receivers' sink in ClickHouse mode: spans and logs into the exporter's tables (created when
+    missing, as the Collector would), metric points into the local store.
+
+    ClickHouse is written first: when it fails the batch is not acknowledged and nothing is in the
+    local store; the client retries. A failure between the spans and the logs of one batch leaves
+    the spans written, so a retried batch may repeat them (at-least-once, as with a Collector).
+    """
+
+    def __init__(self, target: ClickHouseTarget, local: RawSink) -> None:
+        self.target = target
+        self.local = local
+        self._ch: ClickHouse | None = None
+
+    def _writer(self) -> ClickHouseWriter:
+        if self._ch is None:
+            ch = ClickHouse(self.target)
+            try:
+                ch.create_exporter_tables()
+            except Exception:
+                ch.close()
+                raise
+            self._ch = ch
+        return ClickHouseWriter(self._ch)
+
+    def insert(self, tables: Mapping[str, pa.Table]) -> int:
+        plane = {n: t for n, t in tables.items() if n in ("spans", "logs")}
+        rest = {n: t for n, t in tables.items() if n not in plane}
+        written = 0
+        if any(t.num_rows for t in plane.values()):
+            try:
+                written += self._writer().insert(plane)
+            except Exception:
+                if self._ch is not None:
+                    self._ch.close()
+                    self._ch = None
+                raise
+        if rest:
+            written += self.local.insert(rest)
+        return written
+
+    def close(self) -> None:
+        if self._ch is not None:
+            self._ch.close()
+            self._ch = None

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from store import dialect_clickhouse as ch_sql
 from store.clickhouse import ClickHouse
@@ -284,3 +285,24 @@ def rollup_end_ns(ch: ClickHouse) -> int | None:
         f"SELECT count() AS n, {ch_sql.minute_ns('max(minute)')} AS m FROM `{ch.database}`.rollup_spans"
     ).to_pylist()[0]
     return int(row["m"]) + NS_PER_MIN if row["n"] else None
+
+
+_PRECOMPUTED = {0.5: "p50_ns", 0.9: "p90_ns", 0.95: "p95_ns", 0.99: "p99_ns"}
+
+
+def minute_quantiles(ch: ClickHouse, start_ns: int, end_ns: int, quantiles: tuple[float, ...]) -> pa.Table:
+    """Per minute and SERVER operation of [start_ns, end_ns), the precomputed latency quantiles of
+    successful requests (ns): columns time_ns, service, operation, p50/p95/... , samples.
+
+    The plane's counterpart of ``analysis.latency_quantiles`` at 1-minute resolution (the same
+    rollup rows, so the same values)."""
+    unknown = [q for q in quantiles if q not in _PRECOMPUTED]
+    if unknown:
+        raise ValueError(f"quantiles {unknown} are not precomputed per minute; known: {sorted(_PRECOMPUTED)}")
+    cols = ", ".join(f"{_PRECOMPUTED[q]} AS p{round(q * 100):02d}" for q in quantiles)
+    return ch.query_arrow(
+        f"SELECT {ch_sql.minute_ns('minute')} AS time_ns, service_name AS service, operation, {cols}, count AS samples "
+        f"FROM `{ch.database}`.rollup_spans WHERE minute >= {ch_sql.minute_param('lo')} "
+        f"AND minute < {ch_sql.minute_param('hi')} AND span_kind = 'SERVER' AND status_class = 'ok'",
+        {"lo": start_ns, "hi": end_ns},
+    )

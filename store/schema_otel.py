@@ -110,7 +110,7 @@ class OtelTables:
     gauge: str = "otel_metrics_gauge"
     sum: str = "otel_metrics_sum"
     histogram: str = "otel_metrics_histogram"
-    exponential_histogram: str = "otel_metrics_exponential_histogram"
+    exponential_histogram: str = "otel_metrics_exp_histogram"
     summary: str = "otel_metrics_summary"
 
     @classmethod

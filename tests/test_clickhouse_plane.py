@@ -20,14 +20,16 @@ import pytest
 
 from analysis import rollup_all
 from analysis.plane import ClickHousePlane
+from controller.config import ConfigError, load_config
 from controller.gate import GateRequest, SideSpec, run_gate
 from detectors.detection_run import run_detection
+from investigations.snapshot import IncidentWindow, Snapshot, SnapshotError
 from simulator.run import simulate
 from simulator.scenario import Deploy, Fault, load_scenario
 from simulator.sinks import StoreSink
 from store.clickhouse import ClickHouse, ClickHouseError, ClickHouseTarget
 from store.connection import Store, fetch_arrow
-from store.otel_writer import ClickHouseWriter
+from store.otel_writer import ClickHouseWriter, PlaneIngest
 from store.plane_mirror import mirror_window
 from store.rollups_clickhouse import rollup_end_ns
 from store.timeconv import NS_PER_MIN
@@ -201,3 +203,48 @@ def test_a_window_mirrored_twice_is_the_same(worlds: dict[str, object], tmp_path
     assert first == again and first["rollup_spans"] > 0 and first["spans"] > 0
     assert con.execute("SELECT count(*) FROM rollup_spans").fetchone() == (first["rollup_spans"],)
     local.close()
+
+
+def test_receivers_write_spans_and_logs_into_the_plane_and_keep_metrics_locally(tmp_path: Path) -> None:
+    src = Store(tmp_path / "src.duckdb")
+    simulate(load_scenario("mini"), StoreSink(src), hours=0.1, history_days=0, seed=5)
+    scon = src.cursor()
+    batch = {t: fetch_arrow(scon, f"SELECT * FROM {t}") for t in ("spans", "logs", "metric_points")}
+    src.close()
+    assert all(t.num_rows for t in batch.values())
+    local = Store(tmp_path / "local.duckdb")
+    target = _target()
+    sink = PlaneIngest(target, local)
+    assert sink.insert(batch) == sum(t.num_rows for t in batch.values())
+    sink.close()
+    ch = ClickHouse(target)
+    ch.check_exporter_schema()  # created as the Collector would have
+    assert ch.scalar(f"SELECT count() FROM `{ch.database}`.otel_traces") == batch["spans"].num_rows
+    assert ch.scalar(f"SELECT count() FROM `{ch.database}`.otel_logs") == batch["logs"].num_rows
+    con = local.cursor()
+    assert con.execute("SELECT count(*) FROM spans").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM metric_points").fetchone() == (batch["metric_points"].num_rows,)
+    ch.command(f"DROP DATABASE `{ch.database}`")
+    ch.close()
+    local.close()
+
+
+def test_the_investigation_snapshot_of_a_mirrored_window_is_read_only(
+    worlds: dict[str, object], tmp_path: Path
+) -> None:
+    state, end = worlds["state"], worlds["end"]
+    assert isinstance(state, duckdb.DuckDBPyConnection) and isinstance(end, int)
+    window = IncidentWindow.around(end - 1800 * 10**9, end, 3600)
+    snap = Snapshot.extract(state, tmp_path / "snap", window)
+    try:
+        spans = snap.query("SELECT count(*) AS n FROM spans").rows[0][0]
+        assert spans > 0
+        with pytest.raises(SnapshotError):
+            snap.query("DELETE FROM spans")
+    finally:
+        snap.close()
+
+
+def test_unknown_exporter_table_keys_are_named() -> None:
+    with pytest.raises(ConfigError, match="unknown exporter table keys"):
+        load_config(plane={"backend": "clickhouse", "clickhouse": {"tables": {"trace": "x"}}})
