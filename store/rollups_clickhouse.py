@@ -29,14 +29,16 @@ from store.timeconv import NS_PER_MIN, NS_PER_S, naive_from_ns, ns_from_datetime
 
 ROLLUP_DDL: dict[str, str] = {
     "rollup_spans": """
-        minute DateTime('UTC'), service_name String, operation String, span_kind LowCardinality(String),
+        minute DateTime('UTC'), service_name LowCardinality(String), operation LowCardinality(String),
+        span_kind LowCardinality(String),
         status_class LowCardinality(String), count Int64, error_count Int64, duration_sum_ns Float64,
         duration_min_ns Nullable(Int64), duration_max_ns Nullable(Int64), zero_count Int64,
         hist_index Array(Int32), hist_counts Array(Int64), p50_ns Nullable(Float64), p90_ns Nullable(Float64),
         p95_ns Nullable(Float64), p99_ns Nullable(Float64)
     """,
     "rollup_logs": """
-        minute DateTime('UTC'), service_name String, severity_number Int32, severity_text String,
+        minute DateTime('UTC'), service_name LowCardinality(String), severity_number Int32,
+        severity_text LowCardinality(String),
         template Nullable(String), count Int64
     """,
     "deploy_markers": "service_name String, service_version String, first_seen DateTime64(9, 'UTC')",
@@ -292,17 +294,19 @@ _PRECOMPUTED = {0.5: "p50_ns", 0.9: "p90_ns", 0.95: "p95_ns", 0.99: "p99_ns"}
 
 def minute_quantiles(ch: ClickHouse, start_ns: int, end_ns: int, quantiles: tuple[float, ...]) -> pa.Table:
     """Per minute and SERVER operation of [start_ns, end_ns), the precomputed latency quantiles of
-    successful requests (ns): columns time_ns, service, operation, p50/p95/... , samples.
+    successful requests (ns): columns time_s (the minute, s since the epoch), service, operation, p50/p95/... , samples.
 
     The plane's counterpart of ``analysis.latency_quantiles`` at 1-minute resolution (the same
-    rollup rows, so the same values)."""
+    rollup rows, so the same values). Service and operation come dictionary-encoded (ClickHouse's
+    LowCardinality as Arrow dictionaries): 10 M rows carry a few thousand distinct strings."""
     unknown = [q for q in quantiles if q not in _PRECOMPUTED]
     if unknown:
         raise ValueError(f"quantiles {unknown} are not precomputed per minute; known: {sorted(_PRECOMPUTED)}")
     cols = ", ".join(f"{_PRECOMPUTED[q]} AS p{round(q * 100):02d}" for q in quantiles)
     return ch.query_arrow(
-        f"SELECT {ch_sql.minute_ns('minute')} AS time_ns, service_name AS service, operation, {cols}, count AS samples "
+        f"SELECT toUInt32(minute) AS time_s, service_name AS service, operation, {cols}, count AS samples "
         f"FROM `{ch.database}`.rollup_spans WHERE minute >= {ch_sql.minute_param('lo')} "
-        f"AND minute < {ch_sql.minute_param('hi')} AND span_kind = 'SERVER' AND status_class = 'ok'",
+        f"AND minute < {ch_sql.minute_param('hi')} AND span_kind = 'SERVER' AND status_class = 'ok' "
+        "SETTINGS output_format_arrow_low_cardinality_as_dictionary = 1",
         {"lo": start_ns, "hi": end_ns},
     )
