@@ -91,7 +91,7 @@ class ClickHouse:
             raise
         except Exception as exc:
             raise ClickHouseError(f"ClickHouse at {self._where()} is unavailable: {exc}") from None
-        self.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        self.command("SELECT 1")  # reachable and logged in, or ClickHouseError says why
 
     def _where(self) -> str:
         parsed = urlparse(self.target.url)
@@ -168,8 +168,13 @@ class ClickHouse:
 
     def create_exporter_tables(self) -> None:
         """Create the exporter's tables where no Collector has (tests, driftscope's receivers, benchmarks)."""
+        self.ensure_database()
         for ddl in exporter_ddl(self.database, self.tables):
             self.command(ddl)
+
+    def ensure_database(self) -> None:
+        """Create the database when missing (a Collector with ``create_schema`` has made it already)."""
+        self.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
 
     def close(self) -> None:
         if self._session is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 
 import duckdb
 import pyarrow as pa
@@ -77,12 +78,17 @@ class ClickHouseRollupRun:
 
 def create_rollup_tables(ch: ClickHouse) -> None:
     """Create driftscope's derived tables in the plane's database (the only tables it writes there)."""
+    ch.ensure_database()
     for table, columns in ROLLUP_DDL.items():
         ch.command(f"CREATE TABLE IF NOT EXISTS `{ch.database}`.{table} ({columns}) ENGINE = MergeTree {_ORDER[table]}")
 
 
 def _quantile(q: float, cfg: ClickHouseRollupConfig) -> str:
-    rank = f"ceil({q} * (count - 1))"
+    # The rank ceil(q * (n - 1)) on the exact decimal q, as DuckDB computes it on a DECIMAL literal
+    # (ClickHouse would read 0.9 as a double: 0.9 * 10 = 9.000000000000002 ranks one higher).
+    exact = Fraction(repr(float(q)))
+    num, den = exact.numerator, exact.denominator
+    rank = f"intDiv({num} * (count - 1) + {den - 1}, {den})"
     pos = f"arrayFirstIndex(c -> c > {rank}, arrayMap(c -> c + zero_count, arrayCumSum(hist_counts)))"
     value = f"2 * exp(hist_index[{pos}] * {cfg.ln_gamma!r}) / {cfg.gamma + 1!r}"
     return f"if(zero_count > {rank}, 0.0, {value})"
