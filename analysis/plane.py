@@ -21,7 +21,7 @@ import duckdb
 from analysis.histogram import GAMMA, LN_GAMMA
 from analysis.rollup import METRIC_SOURCES, RollupConfig, rollup_all
 from store.clickhouse import ClickHouse, ClickHouseTarget
-from store.plane_mirror import mirror_window
+from store.plane_mirror import mirror_window, mirrored_end_ns
 from store.rollups_clickhouse import ClickHouseRollupConfig, rollup_end_ns, rollup_plane
 
 
@@ -107,12 +107,21 @@ class ClickHousePlane:
         }
 
     def prepare(self, con: duckdb.DuckDBPyConnection, span_s: float, raw_s: float) -> dict[str, int]:
+        """Mirror incrementally: from the end of the last mirrored window, less the rollup's lateness
+        (minutes a rollup run may still have rewritten), to the newest rolled-up minute; the first
+        run copies the whole span. Rows mirrored earlier stay (retention trims the raw ones)."""
         try:
             ch = self.connection()
             end = rollup_end_ns(ch)
             if end is None:
                 return {}
-            return mirror_window(ch, con, end - int(span_s * 1e9), end, raw_start_ns=end - int(raw_s * 1e9))
+            start = end - int(span_s * 1e9)
+            last = mirrored_end_ns(con)
+            if last is not None:
+                resume = last - int(self.config.lateness_s * 1e9)
+                start = max(start, resume - resume % 60_000_000_000)
+            raw_start = max(start, end - int(raw_s * 1e9))
+            return mirror_window(ch, con, start, end, raw_start_ns=raw_start)
         except Exception:
             self._reset_on_failure()
             raise

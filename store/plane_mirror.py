@@ -123,6 +123,16 @@ _LOCAL_DELETE = {
 }
 
 
+MIRROR_SOURCE = "mirror:clickhouse"
+"""The ``rollup_state`` row recording the end of the window last mirrored (its watermark)."""
+
+
+def mirrored_end_ns(con: duckdb.DuckDBPyConnection) -> int | None:
+    """End (exclusive, ns) of the window last mirrored into this store; None before the first mirror."""
+    row = con.execute("SELECT epoch_ns(watermark) FROM rollup_state WHERE source = ?", [MIRROR_SOURCE]).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
 def fetch_window(ch: ClickHouse, start_ns: int, end_ns: int, *, raw_start_ns: int | None = None) -> dict[str, pa.Table]:
     """The plane's rows of [start_ns, end_ns) as Arrow, per local table; raw spans and logs only from
     ``raw_start_ns`` (None: no raw rows)."""
@@ -158,6 +168,11 @@ def mirror_window(
             finally:
                 con.unregister("_mirror")
             copied[name] = int(rows.num_rows)
+        con.execute(
+            "INSERT INTO rollup_state VALUES ($s, make_timestamp_ns($w)::TIMESTAMP, 0, 1) ON CONFLICT DO UPDATE "
+            "SET watermark = excluded.watermark, runs = rollup_state.runs + 1",
+            {"s": MIRROR_SOURCE, "w": end_ns},
+        )
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

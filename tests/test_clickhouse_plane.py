@@ -248,3 +248,19 @@ def test_the_investigation_snapshot_of_a_mirrored_window_is_read_only(
 def test_unknown_exporter_table_keys_are_named() -> None:
     with pytest.raises(ConfigError, match="unknown exporter table keys"):
         load_config(plane={"backend": "clickhouse", "clickhouse": {"tables": {"trace": "x"}}})
+
+
+def test_detection_mirrors_incrementally_after_the_first_run(worlds: dict[str, object], tmp_path: Path) -> None:
+    ch = worlds["ch"]
+    assert isinstance(ch, ClickHouse)
+    local = Store(tmp_path / "inc.duckdb")
+    con = local.cursor()
+    plane = ClickHousePlane(ch.target)
+    first = plane.prepare(con, 3 * 3600, 3 * 3600)
+    again = plane.prepare(con, 3 * 3600, 3 * 3600)
+    # The second run copies only the rollup's lateness (5 minutes), and the store holds the same rows.
+    assert 0 < again["spans"] < first["spans"] / 10
+    assert con.execute("SELECT count(*) FROM spans").fetchone() == (first["spans"],)
+    assert con.execute("SELECT count(*) FROM rollup_spans").fetchone() == (first["rollup_spans"],)
+    plane.close()
+    local.close()
