@@ -193,11 +193,6 @@ def rollup_job_for(plane: Plane) -> JobFn:
     return run
 
 
-def rollup_job(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
-    """Bring every rollup of the local store up to date."""
-    return LocalPlane().rollup(con)
-
-
 RAW_MIRROR_S = 86_400.0
 """Raw rows a ClickHouse-plane detection copies locally: the invariant monitor's learning history
 (``detectors.invariants.monitor.DEFAULT_HISTORY_S``), which covers the window under test."""

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from prometheus_client import CollectorRegistry
 
 from analysis import rollup_all
 from analysis.plane import ClickHousePlane
 from controller.config import ConfigError, load_config
 from controller.gate import GateRequest, SideSpec, run_gate
+from controller.jobs import JobRunner, rollup_job_for
 from detectors.detection_run import run_detection
 from investigations.snapshot import IncidentWindow, Snapshot, SnapshotError
 from simulator.run import simulate
@@ -264,3 +266,25 @@ def test_detection_mirrors_incrementally_after_the_first_run(worlds: dict[str, o
     assert con.execute("SELECT count(*) FROM rollup_spans").fetchone() == (first["rollup_spans"],)
     plane.close()
     local.close()
+
+
+def test_the_scheduled_rollup_fails_cleanly_while_clickhouse_is_down_and_runs_when_it_is_back(
+    ch: ClickHouse, tmp_path: Path
+) -> None:
+    state = Store(tmp_path / "state.duckdb")
+    down = ClickHousePlane(ClickHouseTarget(url="http://127.0.0.1:9", connect_timeout_s=2))
+    runner = JobRunner(state, {"rollup": rollup_job_for(down)}, CollectorRegistry())
+    failed = runner.run("rollup")
+    assert failed.outcome == "failed" and "127.0.0.1:9 is unavailable" in (failed.error or "")
+    assert state.cursor().execute("SELECT count(*) FROM rollup_state").fetchone() == (0,)
+    # ClickHouse back (here: the chdb engine): the next tick rolls up.
+    src = Store(tmp_path / "src.duckdb")
+    simulate(load_scenario("mini"), StoreSink(src), hours=0.1, history_days=0, seed=3)
+    ClickHouseWriter(ch).insert(_spans_and_logs(src.cursor()))  # type: ignore[arg-type]
+    src.close()
+    up = ClickHousePlane(ch.target)
+    runner = JobRunner(state, {"rollup": rollup_job_for(up)}, CollectorRegistry())
+    done = runner.run("rollup")
+    assert done.outcome == "ok" and done.detail["plane"] == "clickhouse" and done.detail["rows"] > 0
+    up.close()
+    state.close()
