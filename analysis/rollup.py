@@ -219,11 +219,20 @@ def _recompute(con: duckdb.DuckDBPyConnection, src: _Source, lo: datetime, hi: d
     return total
 
 
-def rollup_all(con: duckdb.DuckDBPyConnection, config: RollupConfig | None = None) -> list[RollupReport]:
-    """Bring every rollup up to the newest data; one transaction per source table."""
+METRIC_SOURCES = ("metric_points", "histogram_points", "exp_histogram_points")
+"""Raw metric tables: in ClickHouse mode the only raw tables the local store rolls up."""
+
+
+def rollup_all(
+    con: duckdb.DuckDBPyConnection, config: RollupConfig | None = None, sources: tuple[str, ...] | None = None
+) -> list[RollupReport]:
+    """Bring every rollup (of the raw tables ``sources``; None: all) up to the newest data; one
+    transaction per source table."""
     config = config or RollupConfig()
     reports = []
     for src in SOURCES:
+        if sources is not None and src.table not in sources:
+            continue
         started = time.perf_counter()
         con.execute("BEGIN")
         try:

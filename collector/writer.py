@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from store.connection import Store
+from store.otel_writer import RawSink
 
 JSON_COLUMNS = frozenset({"attributes", "resource_attributes", "scope_attributes", "events", "links", "exemplars"})
 """Raw-table columns of type JSON (store.schema_raw), which the decoders fill with JSON text."""
@@ -75,7 +75,7 @@ class IngestQueue:
 
     def __init__(
         self,
-        store: Store,
+        store: RawSink,
         limits: QueueLimits,
         *,
         on_commit: Callable[[float, int], None] | None = None,

@@ -11,12 +11,13 @@ from __future__ import annotations
 import click
 import orjson
 
-from analysis import rollup_all
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
 from controller.jobs import detect as detect_configured
+from controller.jobs import plane_for
 from detectors.findings import finding_dict
 from detectors.registry import BY_NAME
 from store.connection import Store, open_readonly
+from store.errors import StoreError
 from store.findings import findings_table, severity_rank
 
 
@@ -41,10 +42,13 @@ def detect(  # noqa: PLR0917  click passes every option as an argument
     detection = {k: v for k, v in overrides.items() if v is not None}
     settings = settings_for(config_path, store_path, **({"detection": detection} if detection else {}))
     store = Store(settings.store)
+    plane = plane_for(settings)
     try:
         con = store.cursor()
-        rollup_all(con)
-        done = detect_configured(con, settings, chosen)
+        plane.rollup(con)
+        done = detect_configured(con, settings, chosen, plane=plane)
+    except StoreError as exc:  # ClickHouse down or not the exporter's schema: the reason, no traceback
+        raise click.ClickException(str(exc)) from None
     finally:
         store.close()
     if done is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from investigations.config import InvestigationsConfig
+from store.clickhouse import ClickHouseTarget, resolve_password
+from store.schema_otel import OtelTables
 
 
 class ConfigError(ValueError):
@@ -173,6 +175,49 @@ class TelemetryConfig(_Section):
     """Most drift-score series exported on ``/metrics`` (bounds label cardinality)."""
 
 
+class ClickHouseConfig(_Section):
+    """The ClickHouse telemetry plane (``plane.backend = "clickhouse"``)."""
+
+    url: str = Field("chdb:", pattern=r"^(chdb:.*|https?://.+)$")
+    """``http(s)://host:port`` of a server, or ``chdb:`` / ``chdb:///dir`` for the in-process engine."""
+    database: str = "otel"
+    """Database holding the Collector exporter's tables; driftscope's rollup tables are created beside them."""
+    user: str = "default"
+    password_file: str = ""
+    """File whose first line is the password (wins over ``password_env``); never put it in the TOML."""
+    password_env: str = ""
+    """Name of an environment variable holding the password."""
+    ingest: bool = False
+    """driftscope's own OTLP receivers write spans and logs into the exporter's tables (created when
+    missing) instead of the store file; metric points stay in the store file. Off: a Collector writes them."""
+    tables: dict[str, str] = {}
+    """The exporter's table names when not its defaults: keys traces, logs, gauge, sum, histogram,
+    exponential_histogram, summary (e.g. ``traces = "otel_traces_v2"``)."""
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
+        OtelTables.from_mapping(value)  # ValueError names the unknown keys
+        return value
+
+
+class PlaneConfig(_Section):
+    """Where the telemetry lives. ``duckdb`` (default): raw tables and rollups in the store file.
+    ``clickhouse``: the OpenTelemetry Collector ClickHouse exporter's tables, read as they are;
+    rollups are computed there; findings, invariants, jobs, investigations stay in the store file."""
+
+    backend: Literal["duckdb", "clickhouse"] = "duckdb"
+    clickhouse: ClickHouseConfig = ClickHouseConfig()
+
+    def target(self) -> ClickHouseTarget:
+        """The ClickHouse connection target, with the password resolved (ClickHouseError says why not)."""
+        cfg = self.clickhouse
+        return ClickHouseTarget(
+            url=cfg.url, database=cfg.database, user=cfg.user,
+            password=resolve_password(cfg.password_file, cfg.password_env), tables=OtelTables.from_mapping(cfg.tables),
+        )  # fmt: skip
+
+
 class Settings(BaseSettings):
     """The whole configuration."""
 
@@ -189,6 +234,7 @@ class Settings(BaseSettings):
     reports: ReportsConfig = ReportsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     investigations: InvestigationsConfig = InvestigationsConfig()
+    plane: PlaneConfig = PlaneConfig()
 
     @classmethod
     def settings_customise_sources(

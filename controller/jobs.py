@@ -28,13 +28,14 @@ import duckdb
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from analysis import rollup_all
+from analysis.plane import ClickHousePlane, LocalPlane, Plane
 from controller.config import Settings
 from controller.dispatch import Dispatcher, dispatch_findings
 from detectors.detection_run import DetectionRun, run_detection
 from investigations.policies import configured_policy
 from store import jobs as store_jobs
 from store.connection import Store
+from store.otel_writer import PlaneIngest, RawSink
 from store.raw import newest_span_ns
 
 log = logging.getLogger("driftscope.jobs")
@@ -168,29 +169,59 @@ class JobRunner:
             con.close()
 
 
-def rollup_job(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
-    """Bring every rollup up to date."""
-    reports = rollup_all(con)
-    return {"rows": sum(r.rows_written for r in reports), "late_rows": sum(r.late_rows for r in reports)}
+def plane_for(settings: Settings) -> Plane:
+    """The telemetry plane the configuration names (``plane.backend``): the one place the backend is chosen."""
+    if settings.plane.backend == "clickhouse":
+        return ClickHousePlane(settings.plane.target())
+    return LocalPlane()
 
 
-def detect(con: duckdb.DuckDBPyConnection, settings: Settings, detectors: tuple[str, ...] = ()) -> DetectionRun | None:
+def ingest_sink_for(settings: Settings, store: Store) -> RawSink:
+    """Where the receivers commit: the store, or (``plane.clickhouse.ingest``) the exporter's tables for
+    spans and logs with metric points kept in the store."""
+    if settings.plane.backend == "clickhouse" and settings.plane.clickhouse.ingest:
+        return PlaneIngest(settings.plane.target(), store)
+    return store
+
+
+def rollup_job_for(plane: Plane) -> JobFn:
+    """Bring every rollup of ``plane`` up to date (a ClickHouse failure fails the run with its reason)."""
+
+    def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
+        return {"plane": plane.name, **plane.rollup(con)}
+
+    return run
+
+
+RAW_MIRROR_S = 86_400.0
+"""Raw rows a ClickHouse-plane detection copies locally: the invariant monitor's learning history
+(``detectors.invariants.monitor.DEFAULT_HISTORY_S``), which covers the window under test."""
+
+
+def detect(
+    con: duckdb.DuckDBPyConnection, settings: Settings, detectors: tuple[str, ...] = (), plane: Plane | None = None
+) -> DetectionRun | None:
     """One detection run with the configured window, history, resolve_after_s and invariant spec: what
-    ``driftscope detect`` and the scheduled job both run (None before the first rollup)."""
+    ``driftscope detect`` and the scheduled job both run (None before the first rollup). With a
+    ClickHouse ``plane`` the run's window is mirrored into the store first."""
     cfg = settings.detection
+    if plane is not None:
+        plane.prepare(con, cfg.history_s + cfg.window_s, max(RAW_MIRROR_S, cfg.window_s))
     return run_detection(
         con, window_s=cfg.window_s, history_s=cfg.history_s, resolve_after_s=cfg.resolve_after_s, spec=cfg.spec,
         detectors=detectors,
     )  # fmt: skip
 
 
-def detect_job(store: Store, settings: Settings, dispatcher: Dispatcher | None = None) -> JobFn:
+def detect_job(
+    store: Store, settings: Settings, dispatcher: Dispatcher | None = None, plane: Plane | None = None
+) -> JobFn:
     """Detection over the configured window ending at the newest data, findings written; then, as its
     continuation, dispatch: decide on every open finding (severity, persistence, cooldown, budgets) and
     run the investigations dispatched with the configured policy (every decision is recorded)."""
 
     def run(con: duckdb.DuckDBPyConnection, now_ns: int) -> dict[str, Any]:
-        done = detect(con, settings)
+        done = detect(con, settings, plane=plane)
         if done is None:
             return {"skipped": "no rollups yet"}
         if done.failures:

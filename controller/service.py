@@ -34,7 +34,16 @@ from controller.api_alerts import alert_routes
 from controller.auth import BearerAuth, GrpcBearerAuth
 from controller.config import Settings
 from controller.dispatch import Dispatcher
-from controller.jobs import JobFn, JobRunner, detect_job, report_job, retention_job, rollup_job
+from controller.jobs import (
+    JobFn,
+    JobRunner,
+    detect_job,
+    ingest_sink_for,
+    plane_for,
+    report_job,
+    retention_job,
+    rollup_job_for,
+)
 from controller.scheduler import Scheduler
 from controller.telemetry import FindingsCollector, configure_logging, configure_tracing
 from controller.telemetry_signals import SignalsCollector
@@ -92,7 +101,7 @@ class Service:
         registry.register(SignalsCollector(store, series_max=settings.telemetry.top_scores_max))
         ing = settings.ingest
         queue = IngestQueue(
-            store,
+            ingest_sink_for(settings, store),
             QueueLimits(ing.queue_rows_max, ing.queue_bytes_max, ing.batch_rows_max, ing.flush_interval_s),
             on_commit=metrics.observe_commit,
         )
@@ -219,9 +228,10 @@ def one_port(api: ASGIApp, otlp: ASGIApp) -> ASGIApp:
 
 def scheduled_jobs(store: Store, settings: Settings, dispatcher: Dispatcher) -> dict[str, JobFn]:
     """The jobs the scheduler runs, by name."""
+    plane = plane_for(settings)
     return {
-        "rollup": rollup_job,
-        "detect": detect_job(store, settings, dispatcher),
+        "rollup": rollup_job_for(plane),
+        "detect": detect_job(store, settings, dispatcher, plane),
         "report": report_job(settings),
         "retention": retention_job(store, settings),
     }

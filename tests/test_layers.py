@@ -184,7 +184,9 @@ SQL_CALL = re.compile(r"\.execute\(|fetch_arrow\(|\.sql\(")
 SQL_OUTSIDE_STORE = {
     # The analysis SQL that computes the rollups and reads signals from them, and the profiles the
     # invariant checks, the gate's samples and planning's facts aggregate: portable aggregates over
-    # the telemetry plane, to move under store/ (per backend) with the ClickHouse issue.
+    # the local DuckDB store. They stay DuckDB-only with the ClickHouse plane (issue 22): its
+    # rollups run in store/rollups_clickhouse.py and each run mirrors its window into the local
+    # store (store/plane_mirror.py), so these read the same tables in both modes.
     "analysis.metric_rollup", "analysis.rollup", "analysis.series",
     "detectors.invariants.attributes", "detectors.invariants.boundaries", "detectors.invariants.conservation",
     "detectors.invariants.contract_laws", "detectors.invariants.logs", "detectors.invariants.physics",
