@@ -8,6 +8,7 @@ policy and scores it against the ground truth.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
