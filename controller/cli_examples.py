@@ -28,6 +28,9 @@ EXAMPLES: dict[str, str] = {
     "serve": "DRIFTSCOPE_AUTH__API_TOKEN=s3cret driftscope serve --http 0.0.0.0:8080",
     "simulate": "driftscope simulate --scenario webshop-quiet --hours 2 --otlp http://127.0.0.1:4318",
     "sql": 'driftscope sql --api http://127.0.0.1:8080 "SELECT severity, count(*) FROM findings GROUP BY ALL"',
+    "twin check": "driftscope twin check --twin world.toml --window 1h",
+    "twin fit": "driftscope twin fit --window 24h --out world.toml",
+    "whatif": "driftscope whatif --patch rollback.yaml --since 2h",
 }
 """Command path (``"invariants check"``) -> a command line that runs it."""
 
