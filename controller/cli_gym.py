@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import click
 import orjson
@@ -25,8 +26,26 @@ def _bad_input(message: str) -> None:
     sys.exit(2)
 
 
+T = TypeVar("T")
+
+
 def _emit(row: Mapping[str, object], fmt: str) -> None:
     click.echo(orjson.dumps(row).decode() if fmt == "json" else "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def _in_gym(  # noqa: PLR0917
+    run: Callable[..., T], config_path: str | None, store_path: str | None, scenario: str, policy: str, rate: float
+) -> T:
+    """``run(scenario, policy, work_dir, config=, rate_per_s=)`` in a temporary directory; bad input exits 1."""
+    from simulator.scenario import ScenarioError
+
+    config = investigations_config(settings_for(config_path, store_path))
+    try:
+        pol = policy_for(policy, config)
+        with tempfile.TemporaryDirectory(prefix="driftscope-gym-") as tmp:
+            return run(scenario, pol, tmp, config=config, rate_per_s=rate)
+    except (ValueError, ScenarioError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _score_diagnosis(  # noqa: PLR0917
@@ -34,15 +53,8 @@ def _score_diagnosis(  # noqa: PLR0917
 ) -> None:
     """Simulate SCENARIO, investigate its fault with POLICY and print the diagnosis score."""
     from investigations.gym import run_gym
-    from simulator.scenario import ScenarioError
 
-    config = investigations_config(settings_for(config_path, store_path))
-    try:
-        pol = policy_for(policy, config)
-        with tempfile.TemporaryDirectory(prefix="driftscope-gym-") as tmp:
-            score = run_gym(scenario, pol, tmp, config=config, rate_per_s=rate)
-    except (ValueError, ScenarioError) as exc:
-        raise click.ClickException(str(exc)) from None
+    score = _in_gym(run_gym, config_path, store_path, scenario, policy, rate)
     row = {"scenario": score.scenario, "rank": score.rank, "at1": score.at1, "at3": score.at3,
            "steps": score.steps, "tokens": score.tokens, "wall_s": round(score.wall_s, 2),
            "claims_verified": f"{score.verified}/{score.claims}", "top": score.top, "status": score.status}  # fmt: skip
@@ -71,15 +83,8 @@ def run(  # noqa: PLR0917  click passes every option as an argument
         return
     from remediation.gym import run_remediation
     from remediation.render import exit_code, table
-    from simulator.scenario import ScenarioError
 
-    config = investigations_config(settings_for(config_path, store_path))
-    try:
-        pol = policy_for(policy, config)
-        with tempfile.TemporaryDirectory(prefix="driftscope-gym-") as tmp:
-            score = run_remediation(scenario, pol, tmp, config=config, rate_per_s=rate)
-    except (ValueError, ScenarioError) as exc:
-        raise click.ClickException(str(exc)) from None
+    score = _in_gym(run_remediation, config_path, store_path, scenario, policy, rate)
     row = {"scenario": score.scenario, "rank": score.rank, "patches": score.patches, "patch": score.patch,
            "verdict": score.verdict, "ttr_min": score.ttr_min, "wall_s": round(score.wall_s, 2),
            "status": score.status}  # fmt: skip

@@ -22,6 +22,7 @@ import pyarrow as pa
 from store.errors import StoreError, StoreLockedError
 from store.migrations import migrate_all
 from store.schema_raw import RAW_TABLES
+from store.sqlguard import statement_kind
 
 
 def _connect(path: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -193,13 +194,7 @@ def query_readonly(path: str | Path, sql: str, params: list[Any] | None = None) 
     running it, and opens the file read-only, so no path through here can write.
     """
     with open_readonly(path) as con:
-        try:
-            statements = con.extract_statements(sql)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot parse SQL: {exc}") from None
-        if len(statements) != 1:
-            raise StoreError(f"expected exactly one statement, got {len(statements)}")
-        kind = statements[0].type.name
+        kind = statement_kind(con, sql)
         if kind not in _READ_STATEMENTS:
             raise StoreError(
                 f"refused: {kind} statement; `driftscope sql` is read-only (SELECT, EXPLAIN, DESCRIBE, SHOW)"

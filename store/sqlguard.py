@@ -58,15 +58,21 @@ def _walk(node: Any) -> list[tuple[str, str]]:
     return out
 
 
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Refuse (StoreError naming why) anything but one SELECT over the store's own tables."""
+def statement_kind(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """The type (``SELECT``, ``INSERT``, ...) of the one statement in ``sql``; StoreError when it does not
+    parse or holds more or fewer than one statement."""
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as exc:
         raise StoreError(f"cannot parse SQL: {exc}") from None
     if len(statements) != 1:
         raise StoreError(f"expected exactly one statement, got {len(statements)}")
-    kind = statements[0].type.name
+    return str(statements[0].type.name)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse (StoreError naming why) anything but one SELECT over the store's own tables."""
+    kind = statement_kind(con, sql)
     if kind != "SELECT":
         raise StoreError(f"refused: {kind} statement; only SELECT (and DESCRIBE, SHOW) run through the API")
     row = con.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()
