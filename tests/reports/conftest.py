@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
+from requires import missing
 
 from analysis import Window, rollup_all
 from detectors.base import SignalKey
@@ -122,3 +125,21 @@ def artifacts(tmp_path: Path) -> Path:
     target = Path(os.environ.get("DRIFTSCOPE_ARTIFACTS") or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
     return target
+
+
+CHROMIUM = os.environ.get("DRIFTSCOPE_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module (the system's; playwright downloads nothing)."""
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        missing(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("the playwright package is not installed (a dev dependency)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield b
+        b.close()

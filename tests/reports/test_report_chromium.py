@@ -3,37 +3,15 @@ errors, no network, plots present, hostile strings inert; screenshots saved as a
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
-from requires import missing
 
 from detectors.base import SignalKey
 from detectors.findings import Finding
 from reports import generate_report
 from store.connection import Store
 from store.findings import write_findings
-
-CHROMIUM = os.environ.get("DRIFTSCOPE_CHROMIUM", "/usr/bin/chromium")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the module (the system's; playwright downloads nothing)."""
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        missing(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("the playwright package is not installed (a dev dependency)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield b
-        b.close()
 
 
 class Visit:

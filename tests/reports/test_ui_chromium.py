@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 import pytest
-from requires import missing
 from serverproc import ServerProc, start_server
 
 from detectors.base import SignalKey
@@ -31,24 +30,9 @@ from store import jobs as store_jobs
 from store.connection import Store
 from store.findings import list_findings, write_findings
 
-CHROMIUM = os.environ.get("DRIFTSCOPE_CHROMIUM", "/usr/bin/chromium")
 TOKEN = "ui-test-token"
 HOSTILE = "<script>alert(1)</script>"
 T0 = 1_772_000_000 * 10**9
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        missing(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("the playwright package is not installed (a dev dependency)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield b
-        b.close()
 
 
 def _prepare(store_path: Path, tmp: Path) -> dict[str, str]:
