@@ -239,7 +239,7 @@ def generate_world(seed: int, config: WorldConfig | None = None) -> World:
     arrivals: dict[str, object] = {
         "rate_per_s": round(rate, 3),
         "diurnal_amplitude": round(float(rng.uniform(0.0, 0.8)), 3),
-        "peak_hour": round(float(rng.uniform(0.0, 24.0)), 2),
+        "peak_hour": round(float(rng.uniform(0.0, 24.0)), 2) % 24.0,  # 23.996 rounds to 24.0: midnight
         "weekend_factor": round(float(rng.uniform(0.5, 1.5)), 3),
         "noise_sigma": round(float(rng.uniform(0.0, 0.12)), 3),
         "utc_offset_h": float(rng.integers(-8, 10)),
