@@ -32,8 +32,9 @@ PERFORMANCE_KINDS = frozenset(
         "call_edge",
     }
 )
-"""Fault kinds whose labelled signals the performance detectors are scored on (a removed or added call
-edge moves its callee's request rate; the invariant detectors see the edge itself)."""
+"""Fault kinds scored on recall in every trial: the performance detectors' kinds, and call edges (an added or
+removed edge moves its callee's request rate, and the invariant checks, which run in every detection as in
+``driftscope detect``, see the edge itself on the caller: either finding detects it)."""
 INVARIANT_SIGNALS = {"trace_roots", "log_template", "attribute_contract", "call_edge"}
 _GAUGE_METRICS = {
     "queue_depth": ("queue.depth", "temporal.task_queue.backlog"),
@@ -92,7 +93,7 @@ def matches(f: Finding, fault: FaultLabel, exp: ExpectedSignal) -> bool:
 
 
 def scored(fault: FaultLabel, invariants: bool) -> bool:
-    """Whether detection recall is scored on ``fault`` (invariant faults only when the invariant detectors ran)."""
+    """Whether detection recall is scored on ``fault`` (the other invariant kinds only when asked)."""
     return fault.kind in PERFORMANCE_KINDS or invariants
 
 

@@ -3,8 +3,9 @@
 ``run_trial(world, work_dir)`` is the unit the search, the shrinker, the benchmark and the
 regression tests share. It simulates the world's history and window straight into a
 store (the simulator's fast path), rolls up, runs every detector over the window against
-the history exactly as ``driftscope detect`` does (performance detectors, noise control,
-and the invariant detectors when asked), scores the findings against the ground truth,
+the history through the function ``driftscope detect`` and the scheduled job call
+(``detectors.detection_run.run_detection``: performance detectors, noise control, the
+invariant checks, the findings writer), scores the findings against the ground truth,
 and, when the world has an incident (a fault or a benign perturbation), runs the offline
 playbook on an alert fired ``ALERT_DELAY_MIN`` after the first change a finding dates
 from the incident on (else after the incident's start), looking back ``LOOKBACK_MIN``. Every failure
@@ -21,9 +22,8 @@ from pathlib import Path
 
 from adversary import score
 from analysis import Window, rollup_all
+from detectors.detection_run import run_detection
 from detectors.findings import Finding
-from detectors.invariants.monitor import detect_invariants
-from detectors.run import DetectionConfig, detect
 from investigations.config import InvestigationsConfig
 from investigations.environment import Trigger
 from investigations.playbook import PlaybookPolicy
@@ -34,9 +34,8 @@ from simulator.run import simulate
 from simulator.sinks import StoreSink
 from simulator.worlds import World
 from store.connection import Store
-from store.findings import write_findings
 from store.rollups import operations_between
-from store.timeconv import naive_from_ns, ns_from_datetime
+from store.timeconv import ns_from_datetime
 
 NS_MIN = 60_000_000_000
 ALERT_DELAY_MIN = 15
@@ -50,7 +49,9 @@ class TrialConfig:
     """What a trial runs."""
 
     invariants: bool = False
-    """Run the invariant detectors too (``driftscope detect`` does; they learn from the day before)."""
+    """Score recall on the invariant fault kinds too (trace roots, log templates, attribute contracts). The
+    invariant checks always run, as in ``driftscope detect``; their findings count as alarms either way, and an
+    added or removed call edge is scored on its invariant finding as on its callee's rate."""
     investigate: bool = True
     """Investigate the incident with the playbook (fault and benign worlds)."""
     sim_seed: int | None = None
@@ -161,13 +162,14 @@ def _run(world: World, work: Path, config: TrialConfig) -> TrialResult:
         con = store.cursor()
         rollup_all(con)
         start_ns = world.start_ns()
-        window = Window(naive_from_ns(start_ns), naive_from_ns(start_ns + world.window_end_min * NS_MIN), 60)
-        errors: list[str] = []
-        found = detect(con, window, DetectionConfig(history_s=world.history_min * 60), errors)
-        if config.invariants:
-            found += detect_invariants(con, window)
-        failures += [Failure("error", e) for e in errors]
-        write_findings(con, found, start_ns + world.window_end_min * NS_MIN, 1800.0)  # as `driftscope detect` does
+        end_ns = start_ns + world.window_end_min * NS_MIN
+        # what `driftscope detect` runs on this store: the window ends at the newest rolled-up minute
+        run = run_detection(con, window_s=(end_ns - start_ns) / 1e9, history_s=world.history_min * 60,
+                            resolve_after_s=1800.0)  # fmt: skip
+        if run is None:
+            raise RuntimeError(f"world {world.seed}: nothing rolled up")
+        window, found = run.window, run.findings
+        failures += [Failure("error", e) for e in run.failures]
         wall["detect"] = time.perf_counter() - started
         series = _series(store, window)
         truth = summary.truth.faults

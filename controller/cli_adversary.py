@@ -58,7 +58,7 @@ def adversary() -> None:
     "--invariants/--no-invariants",
     default=False,
     show_default=True,
-    help="Run the invariant detectors too (learned from the history).",
+    help="Score recall on the invariant fault kinds too (the invariant checks always run, as in driftscope detect).",
 )
 @click.option("--max-rate", type=float, default=200.0, show_default=True, help="Largest mean request rate, req/s.")
 @click.option("--history-hours", "history", default="6,48", show_default=True, help="History range LOW,HIGH in hours.")
