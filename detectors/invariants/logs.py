@@ -60,7 +60,7 @@ SPAN_MARGIN_NS = 300 * 10**9
 """A log line's span may start this long before the window (a long request logging at its end)."""
 _SPANS_SQL = """
 SELECT service_name AS service, span_name AS operation, count(*) AS spans,
-       count(*) FILTER (status_code = 'ERROR') AS error_spans
+       count(*) FILTER (status_code = 'ERROR') AS error_spans, count(*) FILTER (span_kind != 'CLIENT') AS own_spans
 FROM spans WHERE {window} GROUP BY GROUPING SETS ((service_name, span_name), (service_name))
 """
 ERROR_SEVERITIES = frozenset({"WARN", "WARNING", "ERROR", "FATAL", "CRITICAL"})
@@ -86,18 +86,20 @@ def masked_lines(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> 
     return _frame(con, _MASKED_SQL.format(window=_log_window(start_ns, end_ns), span_window=span_window))
 
 
-Traffic = dict[tuple[str, str | None], tuple[int, int]]
+Traffic = dict[tuple[str, str | None], tuple[int, int, int]]
 
 
 def service_spans(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> Traffic:
-    """(spans, error spans) per (service, operation) and per (service, None) in [start, end).
+    """(spans, error spans, own spans) per (service, operation) and per (service, None) in [start, end).
+
+    Own spans are those the service emits itself (not CLIENT spans its callers name after it).
 
     The traffic a template's rate is normalised by: its emitting operation's, or its
     service's for lines that carry no span id.
     """
     frame = _frame(con, _SPANS_SQL.format(window=window_sql("start_time", start_ns, end_ns)))
     return {
-        (str(r["service"]), r["operation"]): (int(r["spans"]), int(r["error_spans"]))
+        (str(r["service"]), r["operation"]): (int(r["spans"]), int(r["error_spans"]), int(r["own_spans"]))
         for r in frame.iter_rows(named=True)
     }
 
@@ -135,19 +137,24 @@ def learn_logs(templates: pl.DataFrame, spans: Traffic) -> list[Invariant]:
     """One law per (service, template): its severity and lines per span of the service.
 
     Plus, per service with traffic, ``log_templates``: the closed set of its templates (empty
-    when it wrote no logs), against which any other template is new.
+    when it wrote no logs), against which any other template is new. A service seen only
+    through its callers' client spans that wrote no line gets none: whether it does not log
+    or its telemetry was not exported yet (switched on at an incident) cannot be told, and a
+    claim of change needs a baseline.
     """
     out: list[Invariant] = []
-    for (service, operation), (n, _) in sorted(spans.items(), key=str):
+    for (service, operation), (n, _, own) in sorted(spans.items(), key=str):
         if operation is not None:
             continue
         mine = templates.filter(pl.col("service") == service)
+        if mine.is_empty() and own == 0:
+            continue
         params = {"templates": sorted(set(mine["template"].to_list())), "lines": int(mine["n"].sum())}
         out.append(Invariant("log_templates", service, params=params, support=n, confidence=float(confidence(n))))
     for row in templates.sort(["service", "operation", "template"], nulls_last=True).iter_rows(named=True):
         n = int(row["n"])
         basis = _basis(row["severity"])
-        traffic = max(spans.get((str(row["service"]), row["operation"]), (0, 0))[basis], 1)
+        traffic = max(spans.get((str(row["service"]), row["operation"]), (0, 0, 0))[basis], 1)
         params = {"severity": row["severity"], "per_span": n / traffic, "lines": n,
                   "basis": ("spans", "error_spans")[basis]}  # fmt: skip
         out.append(
@@ -208,7 +215,7 @@ def check_logs(
         new = mined.group_by(["service", "template"]).agg(pl.col("n").sum(), pl.col("severity").first())
         for row in new.sort(["service", "template"]).iter_rows(named=True):
             service, x = str(row["service"]), int(row["n"])
-            m = max(spans.get((service, None), (0, 0))[0], x)
+            m = max(spans.get((service, None), (0, 0, 0))[0], x)
             pv = float(exception_p_value(x, m, closed[service].support)[()])
             if x >= MIN_COUNTEREXAMPLES and pv < ALPHA:
                 inv = Invariant("log_template", service, subject=row["template"], params={"severity": row["severity"]})
@@ -217,7 +224,9 @@ def check_logs(
     for inv in laws:
         x = counts[inv.id]
         basis = int(inv.params.get("basis") == "error_spans")
-        expected = float(inv.params.get("per_span", 0.0)) * spans.get((str(inv.service), inv.operation), (0, 0))[basis]
+        expected = (
+            float(inv.params.get("per_span", 0.0)) * spans.get((str(inv.service), inv.operation), (0, 0, 0))[basis]
+        )
         if expected < MIN_EXPECTED and x < MIN_EXPECTED:
             continue
         pv = float(drop_p_value(x, expected)[()])
