@@ -53,3 +53,15 @@ def test_a_job_seen_a_few_times_says_nothing() -> None:
 def test_small_shifts_stay_below_the_minimum_effect() -> None:
     det = SparseShift(min_effect=0.2).detect(_job(2, shift=1.1))
     assert det.change_index[0] == -1
+
+
+def test_a_job_every_five_minutes_is_judged_on_its_runs_in_a_detection_run() -> None:
+    # found by the adversary (dev world 20196): 12 runs an hour met the sparse floor, so only the per-point
+    # detectors looked, and they see a level in scattered points; half the grid empty makes a series sparse
+    from detectors.noise import NoiseControl
+    from detectors.run import _sparse_tests
+
+    tests = _sparse_tests(_job(5, shift=1.75, every=5, history_min=360, window_min=180), NoiseControl())
+    assert tests and tests[0].passing.tolist() == [True]
+    assert tests[0].detection.change_index[0] >= 360 + 60
+    assert not _sparse_tests(_job(5, shift=1.0, every=5, history_min=360, window_min=180), NoiseControl())[0].passing[0]
