@@ -3,11 +3,11 @@
 Two implementations of one small protocol, chosen once from the configuration
 (``controller.config.PlaneConfig``), so the jobs never branch on the backend:
 
-- ``rollup(con)`` brings the per-minute rollups up to the newest data (DuckDB: in the store;
-  ClickHouse: inside ClickHouse, INSERT ... SELECT, the watermark in the local state store);
+- ``rollup(con)`` brings the per-minute span, log and metric rollups up to the newest data (DuckDB:
+  in the store; ClickHouse: inside ClickHouse, INSERT ... SELECT, the watermark in the local state store);
 - ``prepare(con, span_s, raw_s)`` makes the ``span_s`` seconds ending at the newest rolled-up
   minute readable through ``con`` (DuckDB: they already are; ClickHouse: the rollups of the
-  span and the raw spans and logs of its last ``raw_s`` seconds are copied into the local
+  span and the raw spans, logs and metric points of its last ``raw_s`` seconds are copied into the local
   store through Arrow, ``store.plane_mirror``), after which signals, detectors, invariants,
   the gate, reports and the investigation snapshot run unchanged on ``con``.
 """

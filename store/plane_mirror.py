@@ -3,9 +3,10 @@
 Everything above the store reads DuckDB connections: signals, detectors, invariants, the
 contract, the gate, reports and the investigation snapshot. In ClickHouse mode the heavy
 work (scanning raw spans into per-minute rollups) stays in ClickHouse; what a run reads
-is small and is copied here first: the rollup rows of the window (one row per operation
-and minute), the deploy markers, and optionally the raw spans and logs of the window
-(invariants and the snapshot's tool belt read raw rows), mapped from the exporter's
+is small and is copied here first: the span, log and metric rollup rows of the window (one
+row per operation or metric series and minute), the deploy markers, and optionally the raw
+spans, logs and metric points of the window (invariants, the gate's samples and the snapshot's
+tool belt read raw rows), mapped from the exporter's
 columns onto driftscope's raw schema. The copy replaces the window's rows, so re-running
 it is idempotent; the local store is driftscope's state store, whose ``rollup_*`` and raw
 tables act as this cache.
