@@ -9,7 +9,7 @@ and metric points into the exporter's tables, nothing into the local store); it 
 detection run (the last hour; the hour before as history) on each side must give the same
 (detector, signal, severity) findings.
 
-Under a minute a scenario on two cores, about 15 min for all 21: too long for the default suite, so the
+10 s to 4 min a scenario on two shared cores, 14-37 min for all 21: too long for the default suite, so the
 sweep runs when asked (``DRIFTSCOPE_PARITY_SCENARIOS=1 pytest -m slow tests/test_clickhouse_parity_scenarios.py``);
 the default suite's parity is ``tests/test_clickhouse_plane.py`` and ``tests/test_clickhouse_metrics.py``.
 """
