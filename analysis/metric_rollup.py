@@ -10,7 +10,9 @@ are merged per minute in Python after downscaling to a common scale.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -123,35 +125,28 @@ def rollup_histograms(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime
     _insert(con, "rollup_histograms", per_bucket.join(totals, on=key, nulls_equal=True))
 
 
-def _exp(row: dict[str, object]) -> ExpHistogram:
+def _exp(row: dict[str, Any]) -> ExpHistogram:
     return ExpHistogram(
-        scale=int(row["scale"]),  # type: ignore[call-overload]
-        zero_count=int(row["zero_count"]),  # type: ignore[call-overload]
-        positive_offset=int(row["positive_offset"] or 0),  # type: ignore[call-overload]
+        scale=int(row["scale"]),
+        zero_count=int(row["zero_count"]),
+        positive_offset=int(row["positive_offset"] or 0),
         positive=np.asarray(row["positive_counts"], dtype=np.int64),
-        negative_offset=int(row["negative_offset"] or 0),  # type: ignore[call-overload]
+        negative_offset=int(row["negative_offset"] or 0),
         negative=np.asarray(row["negative_counts"], dtype=np.int64),
     )
 
 
-def rollup_exp_histograms(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, lookback_s: float) -> None:
-    """Exponential histogram deltas merged per minute into ``rollup_exp_histograms``.
+def merge_exp_points(rows: Iterable[dict[str, Any]], lo: Any) -> list[dict[str, Any]]:
+    """Rollup rows (minute, metric_name, service_name, attributes, scale, zero and bucket counts, count,
+    sum) from exponential histogram points ordered by series then time; minutes before ``lo`` (same type
+    as the rows' ``minute``: a datetime in DuckDB, ns from ClickHouse) only provide previous points.
 
     Delta points are merged as they are; a cumulative point minus its series' previous
     point (same scale and a count that did not go down) is its delta, else a reset.
     """
-    rows = con.execute(
-        f"SELECT {', '.join(SERIES)}, time, count, sum, scale, zero_count, positive_offset, positive_counts, "
-        "negative_offset, negative_counts, temporality, date_trunc('minute', time) AS minute "
-        "FROM exp_histogram_points WHERE time >= $lo::TIMESTAMP - to_seconds($lookback) AND time < $hi "
-        f"ORDER BY {', '.join(SERIES)}, time",
-        _window(lo, hi, lookback_s),
-    ).fetchall()
-    names = [d[0] for d in con.description or []]
     merged: dict[tuple[object, ...], tuple[ExpHistogram, int, float]] = {}
     previous: dict[tuple[object, ...], tuple[ExpHistogram, int, float]] = {}
-    for values in rows:
-        row = dict(zip(names, values, strict=True))
+    for row in rows:
         series = tuple(row[k] for k in SERIES)
         hist, count, total = _exp(row), int(row["count"]), float(row["sum"] or 0.0)
         delta, d_count, d_sum = hist, count, total
@@ -161,7 +156,7 @@ def rollup_exp_histograms(con: duckdb.DuckDBPyConnection, lo: datetime, hi: date
             if prev is not None and prev[0].scale == hist.scale and count >= prev[1]:
                 delta = _subtract(hist, prev[0])
                 d_count, d_sum = count - prev[1], total - prev[2]
-        if row["minute"] < lo:  # type: ignore[operator]
+        if row["minute"] < lo:
             continue
         key = (row["minute"], row["metric_name"], row["service_name"], row["attributes"])
         if key in merged:
@@ -169,9 +164,7 @@ def rollup_exp_histograms(con: duckdb.DuckDBPyConnection, lo: datetime, hi: date
             merged[key] = (merge_exp(h, delta), c + d_count, s + d_sum)
         else:
             merged[key] = (delta, d_count, d_sum)
-    if not merged:
-        return
-    out = [
+    return [
         {
             "minute": k[0], "metric_name": k[1], "service_name": k[2], "attributes": k[3], "scale": h.scale,
             "zero_count": h.zero_count, "positive_offset": h.positive_offset, "positive_counts": h.positive.tolist(),
@@ -179,6 +172,21 @@ def rollup_exp_histograms(con: duckdb.DuckDBPyConnection, lo: datetime, hi: date
         }
         for k, (h, c, s) in merged.items()
     ]  # fmt: skip
+
+
+def rollup_exp_histograms(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, lookback_s: float) -> None:
+    """Exponential histogram deltas merged per minute into ``rollup_exp_histograms`` (:func:`merge_exp_points`)."""
+    rows = con.execute(
+        f"SELECT {', '.join(SERIES)}, time, count, sum, scale, zero_count, positive_offset, positive_counts, "
+        "negative_offset, negative_counts, temporality, date_trunc('minute', time) AS minute "
+        "FROM exp_histogram_points WHERE time >= $lo::TIMESTAMP - to_seconds($lookback) AND time < $hi "
+        f"ORDER BY {', '.join(SERIES)}, time",
+        _window(lo, hi, lookback_s),
+    ).fetchall()
+    names = [d[0] for d in con.description or []]
+    out = merge_exp_points((dict(zip(names, values, strict=True)) for values in rows), lo)
+    if not out:
+        return
     con.register("_rollup_exp", pa.Table.from_pylist(out))
     try:
         cols = ", ".join(out[0])

@@ -3,11 +3,11 @@
 Two implementations of one small protocol, chosen once from the configuration
 (``controller.config.PlaneConfig``), so the jobs never branch on the backend:
 
-- ``rollup(con)`` brings the per-minute rollups up to the newest data (DuckDB: in the store;
-  ClickHouse: inside ClickHouse, INSERT ... SELECT, the watermark in the local state store);
+- ``rollup(con)`` brings the per-minute span, log and metric rollups up to the newest data (DuckDB:
+  in the store; ClickHouse: inside ClickHouse, INSERT ... SELECT, the watermark in the local state store);
 - ``prepare(con, span_s, raw_s)`` makes the ``span_s`` seconds ending at the newest rolled-up
   minute readable through ``con`` (DuckDB: they already are; ClickHouse: the rollups of the
-  span and the raw spans and logs of its last ``raw_s`` seconds are copied into the local
+  span and the raw spans, logs and metric points of its last ``raw_s`` seconds are copied into the local
   store through Arrow, ``store.plane_mirror``), after which signals, detectors, invariants,
   the gate, reports and the investigation snapshot run unchanged on ``con``.
 """
@@ -19,7 +19,8 @@ from typing import Any, Protocol
 import duckdb
 
 from analysis.histogram import GAMMA, LN_GAMMA
-from analysis.rollup import METRIC_SOURCES, RollupConfig, rollup_all
+from analysis.metric_rollup import merge_exp_points
+from analysis.rollup import RollupConfig, rollup_all
 from store.clickhouse import ClickHouse, ClickHouseTarget
 from store.plane_mirror import mirror_window, mirrored_end_ns
 from store.rollups_clickhouse import ClickHouseRollupConfig, rollup_end_ns, rollup_plane
@@ -70,7 +71,7 @@ class ClickHousePlane:
         cfg = config or RollupConfig()
         self.config = ClickHouseRollupConfig(
             gamma=GAMMA, ln_gamma=LN_GAMMA, lateness_s=cfg.lateness_s, late_horizon_s=cfg.late_horizon_s,
-            zero_fill_s=cfg.zero_fill_s,
+            zero_fill_s=cfg.zero_fill_s, metric_lookback_s=cfg.metric_lookback_s,
         )  # fmt: skip
         self.local_config = cfg
         self._ch: ClickHouse | None = None
@@ -93,18 +94,14 @@ class ClickHousePlane:
             self._ch = None
 
     def rollup(self, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        """Spans and logs inside ClickHouse; metric points that driftscope's receivers kept in the
-        local store (the plane does not read the exporter's metric tables yet) locally."""
+        """Spans, logs and metric points, inside ClickHouse (exponential histograms merged by
+        ``analysis.metric_rollup``, the DuckDB backend's own merge)."""
         try:
-            runs = rollup_plane(self.connection(), con, self.config)
+            runs = rollup_plane(self.connection(), con, self.config, merge_exp_points)
         except Exception:
             self._reset_on_failure()
             raise
-        local = rollup_all(con, self.local_config, METRIC_SOURCES)
-        return {
-            "rows": sum(r.rows_written for r in runs) + sum(r.rows_written for r in local),
-            "late_rows": sum(r.late_rows for r in runs),
-        }
+        return {"rows": sum(r.rows_written for r in runs), "late_rows": sum(r.late_rows for r in runs)}
 
     def prepare(self, con: duckdb.DuckDBPyConnection, span_s: float, raw_s: float) -> dict[str, int]:
         """Mirror incrementally: from the end of the last mirrored window, less the rollup's lateness

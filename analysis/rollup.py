@@ -219,10 +219,6 @@ def _recompute(con: duckdb.DuckDBPyConnection, src: _Source, lo: datetime, hi: d
     return total
 
 
-METRIC_SOURCES = ("metric_points", "histogram_points", "exp_histogram_points")
-"""Raw metric tables: in ClickHouse mode the only raw tables the local store rolls up."""
-
-
 def rollup_all(
     con: duckdb.DuckDBPyConnection, config: RollupConfig | None = None, sources: tuple[str, ...] | None = None
 ) -> list[RollupReport]:

@@ -1,12 +1,13 @@
 """ClickHouse plane benchmark: the same data in DuckDB and in ClickHouse (chdb, in-process), side by side.
 
-1. Rollup: simulates ``--scenario`` for ``--hours`` into a DuckDB store (spans and logs; metric
-   points are dropped, the plane reads spans and logs) and times ``rollup_all``'s span rollup;
-   writes the same rows into the exporter's tables (``store.otel_writer``, as driftscope's
-   receivers would) and times the plane's span rollup (INSERT ... SELECT inside ClickHouse).
+1. Rollup: simulates ``--scenario`` for ``--hours`` into a DuckDB store (spans, logs, metric
+   points) and times ``rollup_all``'s span and metric rollups; writes the same rows into the
+   exporter's tables (``store.otel_writer``, as driftscope's receivers would: ``otel_traces``,
+   ``otel_logs``, ``otel_metrics_*``) and times the plane's span and metric rollups (INSERT ...
+   SELECT inside ClickHouse).
 2. Parity: mirrors the plane's rollups and raw rows into a fresh state store and compares the
-   rollup rows (keys, counts, histograms exactly, quantiles to 1e-9) and the findings of one
-   detection run (last hour, the rest as history) on both.
+   rollup rows (spans: keys, counts, histograms exactly, quantiles to 1e-9; metric rollups
+   exactly) and the findings of one detection run (last hour, the rest as history) on both.
 3. Detection: the detection run's time on each side (ClickHouse: mirror the window, then detect).
 4. Fetch: synthetic rollup rows for ``--operations`` operations x 7 days at 1 minute in ClickHouse
    (10.08 M rows with 40-bucket histograms for 1,000) and the time to fetch p50+p95+p99 of all
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analysis import rollup_all  # noqa: E402
+from analysis.metric_rollup import merge_exp_points  # noqa: E402
 from analysis.plane import ClickHousePlane  # noqa: E402
 from detectors.detection_run import run_detection  # noqa: E402
 from simulator.run import simulate  # noqa: E402
@@ -44,7 +46,7 @@ from simulator.sinks import StoreSink  # noqa: E402
 from store.clickhouse import ClickHouse, ClickHouseTarget  # noqa: E402
 from store.connection import Store, fetch_arrow  # noqa: E402
 from store.otel_writer import ClickHouseWriter  # noqa: E402
-from store.rollups_clickhouse import create_rollup_tables, minute_quantiles  # noqa: E402
+from store.rollups_clickhouse import create_rollup_tables, minute_quantiles, rollup_end_ns  # noqa: E402
 
 DAY_NS = 86_400 * 10**9
 START_NS = 1_772_409_600 * 10**9  # 2026-03-02T00:00Z
@@ -70,6 +72,20 @@ def _findings(con: duckdb.DuckDBPyConnection, history_s: float) -> tuple[list[tu
     return found, elapsed
 
 
+METRIC_ROLLUPS = ("rollup_sums", "rollup_gauges", "rollup_histograms", "rollup_exp_histograms")
+METRIC_SOURCES = ("metric_points", "histogram_points", "exp_histogram_points")
+RAW = ("spans", "logs", *METRIC_SOURCES, "summary_points")
+
+
+def _same_metric_rollups(a: duckdb.DuckDBPyConnection, b: duckdb.DuckDBPyConnection, end_ns: int) -> bool:
+    # The mirrored window ends with the last minute of spans; a metric point stamped at that end falls after it.
+    for table in METRIC_ROLLUPS:
+        sql = f"SELECT * FROM {table} WHERE epoch_ns(minute) < {end_ns}"
+        if sorted(a.execute(sql).fetchall(), key=repr) != sorted(b.execute(sql).fetchall(), key=repr):
+            return False
+    return True
+
+
 def _same_rollups(a: duckdb.DuckDBPyConnection, b: duckdb.DuckDBPyConnection) -> bool:
     left = sorted(a.execute("SELECT * FROM rollup_spans").fetchall(), key=repr)
     right = sorted(b.execute("SELECT * FROM rollup_spans").fetchall(), key=repr)
@@ -89,31 +105,40 @@ def bench_rollups(tmp: Path, scenario: str, hours: float) -> tuple[float, float,
     started = time.perf_counter()
     simulate(load_scenario(scenario), StoreSink(duck), hours=hours, history_days=0, seed=1)
     dcon = duck.cursor()
-    for table in ("metric_points", "histogram_points", "exp_histogram_points", "summary_points"):
-        dcon.execute(f"DELETE FROM {table}")
     dcon.execute("CHECKPOINT")
     spans = int(dcon.execute("SELECT count(*) FROM spans").fetchone()[0])  # type: ignore[index]
-    print(f"data        {spans:,d} spans, {hours:g} simulated h of {scenario} ({time.perf_counter() - started:.0f} s)")
+    points = int(
+        dcon.execute("SELECT " + " + ".join(f"(SELECT count(*) FROM {t})" for t in METRIC_SOURCES)).fetchone()[0]
+    )  # type: ignore[index]
+    print(f"data        {spans:,d} spans, {points:,d} metric points, {hours:g} simulated h of {scenario} "
+          f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
     reports = rollup_all(dcon)
     duck_s = next(r.seconds for r in reports if r.source == "spans")
+    duck_metrics_s = sum(r.seconds for r in reports if r.source in METRIC_SOURCES)
 
     plane = ClickHousePlane(ClickHouseTarget(url="chdb:", database="otel_bench"))
     ch = ClickHouse(plane.target)
     ch.create_exporter_tables()
     started = time.perf_counter()
-    raw = {"spans": fetch_arrow(dcon, "SELECT * FROM spans"), "logs": fetch_arrow(dcon, "SELECT * FROM logs")}
+    raw = {t: fetch_arrow(dcon, f"SELECT * FROM {t}") for t in RAW}
     ClickHouseWriter(ch).insert(raw)
-    print(f"load        into otel_traces/otel_logs via store.otel_writer: {time.perf_counter() - started:.1f} s")
+    print(f"load        into otel_traces/otel_logs/otel_metrics_* via store.otel_writer: "
+          f"{time.perf_counter() - started:.1f} s")  # fmt: skip
     state = Store(tmp / "state.duckdb")
     scon = state.cursor()
     from store.rollups_clickhouse import rollup_plane
 
-    runs = rollup_plane(plane.connection(), scon, plane.config)
+    runs = rollup_plane(plane.connection(), scon, plane.config, merge_exp_points)
     ch_s = next(r.seconds for r in runs if r.source == "otel_traces")
+    tables = plane.target.tables
+    metric_tables = (tables.gauge, tables.sum, tables.histogram, tables.exponential_histogram)
+    ch_metrics_s = sum(r.seconds for r in runs if r.source in metric_tables)
     print(f"rollup      duckdb {duck_s:.2f} s -> {spans / duck_s:,.0f} spans/s   clickhouse {ch_s:.2f} s -> "
           f"{spans / ch_s:,.0f} spans/s (INSERT ... SELECT, zero fill, deploy markers)")  # fmt: skip
+    print(f"  metrics   duckdb {duck_metrics_s:.2f} s   clickhouse {ch_metrics_s:.2f} s ({points:,d} points: gauges, "
+          "counter and histogram deltas with reset detection, exponential histograms)")  # fmt: skip
     started = time.perf_counter()
-    again = rollup_plane(plane.connection(), scon, plane.config)
+    again = rollup_plane(plane.connection(), scon, plane.config, merge_exp_points)
     print(f"  re-run    clickhouse {time.perf_counter() - started:.2f} s ({sum(r.rows_written for r in again):,d} rows "
           "recomputed in the lateness window)")  # fmt: skip
 
@@ -126,10 +151,11 @@ def bench_rollups(tmp: Path, scenario: str, hours: float) -> tuple[float, float,
     print(f"detect      duckdb {duck_detect_s:.2f} s   clickhouse mirror {mirror_s:.2f} s "
           f"({copied.get('rollup_spans', 0):,d} rollup rows, {copied.get('spans', 0):,d} spans) "
           f"+ detect {ch_detect_s:.2f} s")  # fmt: skip
-    same_rollups = _same_rollups(dcon, scon)
+    end_ns = rollup_end_ns(plane.connection())
+    same_rollups = _same_rollups(dcon, scon) and end_ns is not None and _same_metric_rollups(dcon, scon, end_ns)
     parity = same_rollups and on_duck == on_ch
-    print(f"parity      rollup rows {'equal' if same_rollups else 'DIFFER'}; findings {len(on_duck)} vs {len(on_ch)}, "
-          f"{'equal' if on_duck == on_ch else 'DIFFER'}")  # fmt: skip
+    print(f"parity      span and metric rollup rows {'equal' if same_rollups else 'DIFFER'}; "
+          f"findings {len(on_duck)} vs {len(on_ch)}, {'equal' if on_duck == on_ch else 'DIFFER'}")  # fmt: skip
     plane.close()
     ch.close()
     duck.close()

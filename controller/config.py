@@ -188,8 +188,8 @@ class ClickHouseConfig(_Section):
     password_env: str = ""
     """Name of an environment variable holding the password."""
     ingest: bool = False
-    """driftscope's own OTLP receivers write spans and logs into the exporter's tables (created when
-    missing) instead of the store file; metric points stay in the store file. Off: a Collector writes them."""
+    """driftscope's own OTLP receivers write spans, logs and metric points into the exporter's tables
+    (created when missing) instead of the store file. Off: a Collector writes them."""
     tables: dict[str, str] = {}
     """The exporter's table names when not its defaults: keys traces, logs, gauge, sum, histogram,
     exponential_histogram, summary (e.g. ``traces = "otel_traces_v2"``)."""

@@ -178,7 +178,7 @@ def plane_for(settings: Settings) -> Plane:
 
 def ingest_sink_for(settings: Settings, store: Store) -> RawSink:
     """Where the receivers commit: the store, or (``plane.clickhouse.ingest``) the exporter's tables for
-    spans and logs with metric points kept in the store."""
+    spans, logs and metric points."""
     if settings.plane.backend == "clickhouse" and settings.plane.clickhouse.ingest:
         return PlaneIngest(settings.plane.target(), store)
     return store

@@ -3,7 +3,8 @@
 Beside the shared names (``epoch_ns``, ``from_ns``, ``rank_in``, ``table_exists``) this
 module holds what only the ClickHouse plane needs: how the Collector exporter spells span
 kinds and status codes (``Server``, ``Error``; older releases ``SPAN_KIND_SERVER``,
-``STATUS_CODE_ERROR``) in driftscope's upper-case vocabulary, and the per-minute key as
+``STATUS_CODE_ERROR``) in driftscope's upper-case vocabulary, how it keeps metric points
+(attribute Maps, OTLP's temporality number, a start time of 0 for unknown), and the per-minute key as
 an absolute instant (``DateTime('UTC')``), so no server timezone setting changes a
 minute's boundaries. Parameters are ClickHouse's ``{name:Type}`` placeholders.
 """
@@ -74,3 +75,21 @@ def attribute(map_column: str, key: str) -> str:
     """SQL: one attribute of an exporter Map column (NULL when absent; the Map's '' default is not a value)."""
     quoted = "'" + key.replace("'", "\\'") + "'"
     return f"if(mapContains({map_column}, {quoted}), {map_column}[{quoted}], NULL)"
+
+
+def attributes_text(map_column: str) -> str:
+    """SQL: an exporter Map column as the JSON object text the DuckDB store keys rollups by (``{"k":"v"}``).
+
+    ClickHouse escapes ``/`` as ``\\/`` (legal JSON, but another text than DuckDB's ``"/items"``); every
+    ``\\/`` in its output is an escaped slash (a backslash in a value is ``\\\\``), so undoing it is exact."""
+    return f"replaceAll(toJSONString({map_column}), '\\\\/', '/')"
+
+
+def known_start(expr: str) -> str:
+    """SQL: a point's start time, NULL when unknown (OTLP's 0, which the exporter stores as the epoch)."""
+    return f"if(toUnixTimestamp64Nano({expr}) = 0, NULL, {expr})"
+
+
+def is_cumulative(expr: str) -> str:
+    """SQL: whether the exporter's ``AggregationTemporality`` (OTLP's enum number) is cumulative (2)."""
+    return f"({expr} = 2)"

@@ -1,15 +1,13 @@
 """driftscope's raw rows written into the Collector exporter's tables (ClickHouse mode ingest).
 
 The collector decodes OTLP into driftscope's raw Arrow tables (``schema_raw``); this module
-maps spans and logs onto the exporter's columns (``Server`` / ``Error`` spellings, attribute
-maps of strings, ``service.version`` in the resource map, nanosecond ``DateTime64(9)`` times)
+maps spans, logs and metric points onto the exporter's columns (``Server`` / ``Error`` spellings,
+attribute maps of strings, ``service.version`` in the resource map, nanosecond ``DateTime64(9)``
+times, temporality as OTLP's enum number, an unknown start time as 0)
 so that a user may point SDKs at driftscope or at a Collector and get the same rows. The
 mapping runs in an in-memory DuckDB over the Arrow batch (vectorised; no row loop in Python)
 and the result goes through :meth:`ClickHouse.insert_arrow`, the same call on chdb and on a
 server.
-
-Metric points are not mapped yet: in ClickHouse mode :class:`PlaneIngest` keeps them in the
-local store, where they are rolled up as before (see the README's ClickHouse section).
 """
 
 from __future__ import annotations
@@ -64,15 +62,58 @@ FROM batch
 """
 
 
-def to_exporter_rows(table: str, rows: pa.Table) -> pa.Table | None:
-    """The exporter's rows for a batch of driftscope raw ``spans`` or ``logs`` (None for other tables)."""
-    sql = {"spans": SPANS, "logs": LOGS}.get(table)
-    if sql is None:
-        return None
+_RESOURCE = f"""map_concat({_json_map("resource_attributes")},
+                  CASE WHEN service_version IS NULL THEN MAP {{}}::MAP(VARCHAR, VARCHAR)
+                       ELSE MAP {{'service.version': service_version}} END)"""
+
+_METRIC_HEAD = f"""
+SELECT {_RESOURCE} AS ResourceAttributes, coalesce(resource_schema_url, '') AS ResourceSchemaUrl,
+       coalesce(scope_name, '') AS ScopeName, coalesce(scope_version, '') AS ScopeVersion,
+       {_json_map("scope_attributes")} AS ScopeAttributes, coalesce(service_name, '') AS ServiceName,
+       metric_name AS MetricName, coalesce(metric_description, '') AS MetricDescription,
+       coalesce(metric_unit, '') AS MetricUnit, {_json_map("attributes")} AS Attributes,
+       coalesce(start_time, make_timestamp_ns(0)) AS StartTimeUnix, time AS TimeUnix,
+       coalesce(flags, 0)::UINTEGER AS Flags"""
+# OTLP's unset start time is 0; the readers take a zero StartTimeUnix as unknown (``dialect_clickhouse``).
+
+_TEMPORALITY = "(CASE temporality WHEN 'delta' THEN 1 WHEN 'cumulative' THEN 2 ELSE 0 END)::INTEGER"
+
+GAUGES = f"{_METRIC_HEAD}, value AS Value FROM batch WHERE kind = 'gauge'"
+SUMS = f"""{_METRIC_HEAD}, value AS Value, {_TEMPORALITY} AS AggregationTemporality,
+       coalesce(is_monotonic, false) AS IsMonotonic FROM batch WHERE kind = 'sum'"""
+HISTOGRAMS = f"""{_METRIC_HEAD}, count AS Count, coalesce(sum, 0.0) AS Sum, bucket_counts AS BucketCounts,
+       bounds AS ExplicitBounds, coalesce(min, 0.0) AS Min, coalesce(max, 0.0) AS Max,
+       {_TEMPORALITY} AS AggregationTemporality FROM batch"""
+EXP_HISTOGRAMS = f"""{_METRIC_HEAD}, count AS Count, coalesce(sum, 0.0) AS Sum, scale AS Scale, zero_count AS ZeroCount,
+       coalesce(positive_offset, 0) AS PositiveOffset, positive_counts AS PositiveBucketCounts,
+       coalesce(negative_offset, 0) AS NegativeOffset, negative_counts AS NegativeBucketCounts,
+       coalesce(min, 0.0) AS Min, coalesce(max, 0.0) AS Max, {_TEMPORALITY} AS AggregationTemporality FROM batch"""
+SUMMARIES = f"""{_METRIC_HEAD}, count AS Count, coalesce(sum, 0.0) AS Sum,
+       quantiles AS "ValueAtQuantiles.Quantile", quantile_values AS "ValueAtQuantiles.Value" FROM batch"""
+
+MAPPINGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "spans": (("traces", SPANS),),
+    "logs": (("logs", LOGS),),
+    "metric_points": (("gauge", GAUGES), ("sum", SUMS)),
+    "histogram_points": (("histogram", HISTOGRAMS),),
+    "exp_histogram_points": (("exponential_histogram", EXP_HISTOGRAMS),),
+    "summary_points": (("summary", SUMMARIES),),
+}
+"""driftscope raw table -> (exporter table key in ``OtelTables``, the SELECT over ``batch`` giving its rows).
+Exemplars are not carried over (the exporter's Nested ``Exemplars`` stay empty; no reader uses them)."""
+
+
+def to_exporter_rows(table: str, rows: pa.Table) -> dict[str, pa.Table]:
+    """The exporter's rows for a batch of a driftscope raw table, per exporter table key (empty for
+    tables the exporter has no place for)."""
+    out: dict[str, pa.Table] = {}
     con = duckdb.connect()
     try:
         con.register("batch", rows)
-        out = con.sql(sql).to_arrow_table()
+        for key, sql in MAPPINGS.get(table, ()):
+            mapped = con.sql(sql).to_arrow_table()
+            if mapped.num_rows:
+                out[key] = mapped
     finally:
         con.close()
     # Arrow maps keep their (key, value) order; ClickHouse reads ``map<string, string>`` as a Map.
@@ -86,17 +127,18 @@ class ClickHouseWriter:
         self.ch = ch
 
     def insert(self, tables: Mapping[str, pa.Table]) -> int:
-        """Insert spans and logs (other tables are skipped); return the rows written.
+        """Insert spans, logs and metric points (tables the exporter has no place for are skipped); return
+        the rows written.
 
         ClickHouse commits each INSERT on its own: a failure part-way leaves earlier tables
         written, and the caller (which has not acknowledged its client) may send the batch again.
         """
         written = 0
         for name, rows in tables.items():
-            mapped = to_exporter_rows(name, rows) if rows.num_rows else None
-            if mapped is not None:
-                target = self.ch.tables.traces if name == "spans" else self.ch.tables.logs
-                written += self.ch.insert_arrow(target, mapped)
+            if not rows.num_rows:
+                continue
+            for key, mapped in to_exporter_rows(name, rows).items():
+                written += self.ch.insert_arrow(getattr(self.ch.tables, key), mapped)
         return written
 
     def write(self, tables: dict[str, pa.Table]) -> None:
@@ -115,12 +157,13 @@ class RawSink(Protocol):
 
 
 class PlaneIngest:
-    """The receivers' sink in ClickHouse mode: spans and logs into the exporter's tables (created when
-    missing, as the Collector would), metric points into the local store.
+    """The receivers' sink in ClickHouse mode: spans, logs and metric points into the exporter's tables
+    (created when missing, as the Collector would); a table the exporter has no place for (none today)
+    into the local store.
 
     ClickHouse is written first: when it fails the batch is not acknowledged and nothing is in the
-    local store; the client retries. A failure between the spans and the logs of one batch leaves
-    the spans written, so a retried batch may repeat them (at-least-once, as with a Collector).
+    local store; the client retries. A failure between two tables of one batch leaves the earlier
+    ones written, so a retried batch may repeat them (at-least-once, as with a Collector).
     """
 
     def __init__(self, target: ClickHouseTarget, local: RawSink) -> None:
@@ -140,7 +183,7 @@ class PlaneIngest:
         return ClickHouseWriter(self._ch)
 
     def insert(self, tables: Mapping[str, pa.Table]) -> int:
-        plane = {n: t for n, t in tables.items() if n in ("spans", "logs")}
+        plane = {n: t for n, t in tables.items() if n in MAPPINGS}
         rest = {n: t for n, t in tables.items() if n not in plane}
         written = 0
         if any(t.num_rows for t in plane.values()):
@@ -151,7 +194,7 @@ class PlaneIngest:
                     self._ch.close()
                     self._ch = None
                 raise
-        if rest:
+        if any(t.num_rows for t in rest.values()):
             written += self.local.insert(rest)
         return written
 

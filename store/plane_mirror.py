@@ -3,9 +3,10 @@
 Everything above the store reads DuckDB connections: signals, detectors, invariants, the
 contract, the gate, reports and the investigation snapshot. In ClickHouse mode the heavy
 work (scanning raw spans into per-minute rollups) stays in ClickHouse; what a run reads
-is small and is copied here first: the rollup rows of the window (one row per operation
-and minute), the deploy markers, and optionally the raw spans and logs of the window
-(invariants and the snapshot's tool belt read raw rows), mapped from the exporter's
+is small and is copied here first: the span, log and metric rollup rows of the window (one
+row per operation or metric series and minute), the deploy markers, and optionally the raw
+spans, logs and metric points of the window (invariants, the gate's samples and the snapshot's
+tool belt read raw rows), mapped from the exporter's
 columns onto driftscope's raw schema. The copy replaces the window's rows, so re-running
 it is idempotent; the local store is driftscope's state store, whose ``rollup_*`` and raw
 tables act as this cache.
@@ -64,8 +65,8 @@ def _spans_sql(ch: ClickHouse) -> str:
            {ch_sql.span_kind("SpanKind")} AS span_kind, {ch_sql.epoch_ns("Timestamp")} AS start_ns,
            toInt64(Duration) AS duration_ns, {ch_sql.status_code("StatusCode")} AS status_code,
            nullIf(StatusMessage, '') AS status_message, {route} AS http_route,
-           toInt32OrNull({status}) AS http_status_code, toJSONString(SpanAttributes) AS attributes,
-           toJSONString(ResourceAttributes) AS resource_attributes, nullIf(ScopeName, '') AS scope_name,
+           toInt32OrNull({status}) AS http_status_code, {ch_sql.attributes_text("SpanAttributes")} AS attributes,
+           {ch_sql.attributes_text("ResourceAttributes")} AS resource_attributes, nullIf(ScopeName, '') AS scope_name,
            nullIf(ScopeVersion, '') AS scope_version
     FROM `{ch.database}`.`{ch.tables.traces}`
     WHERE Timestamp >= {ch_sql.from_ns("lo")} AND Timestamp < {ch_sql.from_ns("hi")}
@@ -77,12 +78,72 @@ def _logs_sql(ch: ClickHouse) -> str:
     SELECT {ch_sql.epoch_ns("Timestamp")} AS time_ns, nullIf(ServiceName, '') AS service_name,
            {ch_sql.attribute("ResourceAttributes", "service.version")} AS service_version,
            toInt32(SeverityNumber) AS severity_number, nullIf(SeverityText, '') AS severity_text, Body AS body,
-           nullIf(TraceId, '') AS trace_id, nullIf(SpanId, '') AS span_id, toJSONString(LogAttributes) AS attributes,
-           toJSONString(ResourceAttributes) AS resource_attributes, nullIf(ScopeName, '') AS scope_name
+           nullIf(TraceId, '') AS trace_id, nullIf(SpanId, '') AS span_id,
+           {ch_sql.attributes_text("LogAttributes")} AS attributes,
+           {ch_sql.attributes_text("ResourceAttributes")} AS resource_attributes, nullIf(ScopeName, '') AS scope_name
     FROM `{ch.database}`.`{ch.tables.logs}`
     WHERE Timestamp >= {ch_sql.from_ns("lo")} AND Timestamp < {ch_sql.from_ns("hi")}
     """
 
+
+_METRIC_ROLLUPS = {
+    "rollup_sums": "delta, resets, points",
+    "rollup_gauges": "value_mean, value_last, value_min, value_max, samples",
+    "rollup_histograms": "bounds, counts, count, sum, resets",
+    "rollup_exp_histograms": (
+        "scale, zero_count, positive_offset, positive_counts, negative_offset, negative_counts, count, sum"
+    ),
+}
+
+
+def _metric_rollup_sql(ch: ClickHouse, table: str) -> str:
+    return f"""
+    SELECT {ch_sql.minute_ns("minute")} AS minute_ns, metric_name, service_name, attributes, {_METRIC_ROLLUPS[table]}
+    FROM `{ch.database}`.{table}
+    WHERE minute >= {ch_sql.minute_param("lo")} AND minute < {ch_sql.minute_param("hi")}
+    """
+
+
+def _metric_points(ch: ClickHouse, key: str, extra: str) -> str:
+    """SELECT of the exporter's metric table ``key`` as the local raw metric tables' columns (times in ns),
+    the columns of its kind ``extra`` first."""
+    start = ch_sql.known_start("StartTimeUnix")
+    return f"""
+    SELECT {extra}, MetricName AS metric_name, nullIf(MetricDescription, '') AS metric_description,
+           nullIf(MetricUnit, '') AS metric_unit, nullIf(ServiceName, '') AS service_name,
+           {ch_sql.attribute("ResourceAttributes", "service.version")} AS service_version,
+           {ch_sql.epoch_ns("TimeUnix")} AS time_ns, if({start} IS NULL, NULL, {ch_sql.epoch_ns("StartTimeUnix")})
+           AS start_ns, Flags AS flags, {ch_sql.attributes_text("Attributes")} AS attributes,
+           {ch_sql.attributes_text("ResourceAttributes")} AS resource_attributes,
+           nullIf(ResourceSchemaUrl, '') AS resource_schema_url, nullIf(ScopeName, '') AS scope_name,
+           nullIf(ScopeVersion, '') AS scope_version, {ch_sql.attributes_text("ScopeAttributes")} AS scope_attributes
+    FROM `{ch.database}`.`{getattr(ch.tables, key)}`
+    WHERE TimeUnix >= {ch_sql.from_ns("lo")} AND TimeUnix < {ch_sql.from_ns("hi")}
+    """
+
+
+def _raw_metrics_sql(ch: ClickHouse, key: str) -> str:
+    """The exporter's points of metric table ``key`` in [{lo}, {hi}), as the local raw table's columns."""
+    temporality = "transform(AggregationTemporality, [1, 2], ['delta', 'cumulative'], 'unspecified')"
+    extra = {
+        "gauge": "Value AS value, 'gauge' AS kind",
+        "sum": f"Value AS value, 'sum' AS kind, {temporality} AS temporality, IsMonotonic AS is_monotonic",
+        "histogram": f"Count AS count, Sum AS sum, Min AS min, Max AS max, ExplicitBounds AS bounds, "
+        f"BucketCounts AS bucket_counts, {temporality} AS temporality",
+        "exponential_histogram": f"Count AS count, Sum AS sum, Min AS min, Max AS max, Scale AS scale, "
+        "ZeroCount AS zero_count, PositiveOffset AS positive_offset, PositiveBucketCounts AS positive_counts, "
+        f"NegativeOffset AS negative_offset, NegativeBucketCounts AS negative_counts, {temporality} AS temporality",
+        "summary": "Count AS count, Sum AS sum, ValueAtQuantiles.Quantile AS quantiles, "
+        "ValueAtQuantiles.Value AS quantile_values",
+    }[key]
+    return _metric_points(ch, key, extra)
+
+
+RAW_METRICS = {
+    "gauge": "metric_points", "sum": "metric_points", "histogram": "histogram_points",
+    "exponential_histogram": "exp_histogram_points", "summary": "summary_points",
+}  # fmt: skip
+"""Exporter metric table (``OtelTables`` field) -> the local raw table its points are mirrored into."""
 
 _LOCAL_INSERT = {
     "rollup_spans": """
@@ -120,7 +181,30 @@ _LOCAL_DELETE = {
     "logs": "DELETE FROM logs WHERE coalesce(time, observed_time) >= make_timestamp_ns($lo) "
     "AND coalesce(time, observed_time) < make_timestamp_ns($hi)",
     "deploy_markers": "DELETE FROM deploy_markers",
+    **{
+        t: f"DELETE FROM {t} WHERE minute >= make_timestamp_ns($lo)::TIMESTAMP "
+        "AND minute < make_timestamp_ns($hi)::TIMESTAMP"
+        for t in _METRIC_ROLLUPS
+    },
+    **{
+        t: f"DELETE FROM {t} WHERE time >= make_timestamp_ns($lo) AND time < make_timestamp_ns($hi)"
+        for t in RAW_METRICS.values()
+    },
 }
+_LOCAL_INSERT.update(
+    {
+        t: f"INSERT INTO {t} BY NAME SELECT * EXCLUDE (minute_ns), make_timestamp_ns(minute_ns)::TIMESTAMP AS minute "
+        "FROM _mirror"
+        for t in _METRIC_ROLLUPS
+    }
+)
+_LOCAL_INSERT.update(
+    {
+        t: f"INSERT INTO {t} BY NAME SELECT * EXCLUDE (time_ns, start_ns), make_timestamp_ns(time_ns) AS time, "
+        "make_timestamp_ns(start_ns) AS start_time FROM _mirror"
+        for t in RAW_METRICS.values()
+    }
+)
 
 
 MIRROR_SOURCE = "mirror:clickhouse"
@@ -143,10 +227,19 @@ def fetch_window(ch: ClickHouse, start_ns: int, end_ns: int, *, raw_start_ns: in
         "rollup_logs": ch.query_arrow(_ROLLUP_LOGS.replace("{db}", db), params),
         "deploy_markers": ch.query_arrow(_DEPLOYS.replace("{db}", db)),
     }
+    for table in _METRIC_ROLLUPS:
+        if ch_sql.table_exists(ch, table):
+            out[table] = ch.query_arrow(_metric_rollup_sql(ch, table), params)
     if raw_start_ns is not None:
         raw = {"lo": max(raw_start_ns, start_ns), "hi": end_ns}
         out["spans"] = ch.query_arrow(_spans_sql(ch), raw)
         out["logs"] = ch.query_arrow(_logs_sql(ch), raw)
+        for key, local in RAW_METRICS.items():
+            if ch_sql.table_exists(ch, getattr(ch.tables, key)):
+                rows = ch.query_arrow(_raw_metrics_sql(ch, key), raw)
+                out[local] = (
+                    pa.concat_tables([out[local], rows], promote_options="permissive") if local in out else rows
+                )
     return out
 
 

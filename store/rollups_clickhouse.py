@@ -3,7 +3,8 @@
 The same rollups as the DuckDB backend (``analysis.rollup``: same keys, same log-bucket
 index ``ceil(ln(d) / ln(gamma))``, same precomputed quantiles, the same explicit zero
 minutes and deploy markers), filled incrementally by ``INSERT ... SELECT`` over
-``otel_traces`` and ``otel_logs``: one scan per run, nothing moves to Python.
+``otel_traces`` and ``otel_logs``: one scan per run, nothing moves to Python. The metric tables
+roll up the same way (``store.rollups_metrics_clickhouse``).
 
 Watermark and late-data rules are the DuckDB backend's: a run recomputes the minutes from
 ``watermark - lateness`` to the newest data (it deletes them and inserts them again, so
@@ -18,14 +19,18 @@ leaves the watermark where it was, and the next tick recomputes the same minutes
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from store import dialect_clickhouse as ch_sql
+from store import rollups_metrics_clickhouse as metrics
 from store.clickhouse import ClickHouse
+from store.rollups_metrics_clickhouse import create_metric_rollup_tables
 from store.timeconv import NS_PER_MIN, NS_PER_S, naive_from_ns, ns_from_datetime
 
 ROLLUP_DDL: dict[str, str] = {
@@ -62,6 +67,7 @@ class ClickHouseRollupConfig:
     lateness_s: float = 300.0
     late_horizon_s: float = 86_400.0
     zero_fill_s: float = 3_600.0
+    metric_lookback_s: float = 3_600.0
 
 
 @dataclass(frozen=True)
@@ -168,12 +174,17 @@ def _watermark_ns(state: duckdb.DuckDBPyConnection, source: str) -> int | None:
     return ns_from_datetime(row[0]) if row and row[0] is not None else None
 
 
-def _range(
-    ch: ClickHouse, table: str, state: duckdb.DuckDBPyConnection, source: str, cfg: ClickHouseRollupConfig
+def _range(  # noqa: PLR0917  one call site per source kind, every argument a different thing
+    ch: ClickHouse,
+    table: str,
+    state: duckdb.DuckDBPyConnection,
+    source: str,
+    cfg: ClickHouseRollupConfig,
+    time_column: str = "Timestamp",
 ) -> tuple[int, int] | None:
+    lo_sql, hi_sql = ch_sql.epoch_ns(f"min({time_column})"), ch_sql.epoch_ns(f"max({time_column})")
     row = ch.query_arrow(
-        f"SELECT count() AS n, {ch_sql.epoch_ns('min(Timestamp)')} AS lo, {ch_sql.epoch_ns('max(Timestamp)')} AS hi "
-        f"FROM `{ch.database}`.`{table}`"
+        f"SELECT count() AS n, {lo_sql} AS lo, {hi_sql} AS hi FROM `{ch.database}`.`{table}`"
     ).to_pylist()[0]
     if not row["n"]:
         return None
@@ -239,11 +250,62 @@ def _count(ch: ClickHouse, rollup: str, lo_ns: int, hi_ns: int) -> int:
     )
 
 
-def rollup_plane(
-    ch: ClickHouse, state: duckdb.DuckDBPyConnection, cfg: ClickHouseRollupConfig
+ExpMerge = Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]
+"""Merges exponential histogram points (``exp_histogram_points`` rows) from a minute (ns) on into rollup rows."""
+
+
+def _advance(state: duckdb.DuckDBPyConnection, source: str, hi: int, late: int) -> None:
+    state.execute(
+        "INSERT INTO rollup_state VALUES ($s, $w, $late, 1) ON CONFLICT DO UPDATE SET "
+        "watermark = excluded.watermark, late_rows = rollup_state.late_rows + excluded.late_rows, "
+        "runs = rollup_state.runs + 1",
+        {"s": source, "w": naive_from_ns(hi - NS_PER_MIN), "late": late},
+    )
+
+
+def _rollup_metrics(
+    ch: ClickHouse, state: duckdb.DuckDBPyConnection, cfg: ClickHouseRollupConfig, merge_exp: ExpMerge | None
 ) -> list[ClickHouseRollupRun]:
-    """Bring the plane's span and log rollups up to the newest data; the watermark of each source
-    advances in ``state`` only after its INSERTs succeeded (ClickHouseError propagates otherwise)."""
+    """The metric rollups, one exporter table at a time (tables a Collector without metrics never made: none)."""
+    create_metric_rollup_tables(ch)
+    fill = {"sum": metrics.sums_sql, "gauge": metrics.gauges_sql, "histogram": metrics.histograms_sql}
+    runs = []
+    for key, rollups in metrics.METRIC_SOURCES.items():
+        table = getattr(ch.tables, key)
+        if not ch_sql.table_exists(ch, table) or (key == "exponential_histogram" and merge_exp is None):
+            continue
+        started = time.perf_counter()
+        source = f"clickhouse:{table}"
+        window = _range(ch, table, state, source, cfg, "TimeUnix")
+        if window is None:
+            runs.append(ClickHouseRollupRun(table, None, None, 0, 0, time.perf_counter() - started))
+            continue
+        lo, hi = window
+        params = {"lo": lo, "hi": hi, "lookback": int(cfg.metric_lookback_s)}
+        for rollup in rollups:
+            ch.command(
+                f"DELETE FROM `{ch.database}`.{rollup} "
+                f"WHERE minute >= {ch_sql.minute_param('lo')} AND minute < {ch_sql.minute_param('hi')}",
+                params,
+            )
+        if key in fill:
+            ch.command(fill[key](ch), params)
+        elif merge_exp is not None:
+            metrics.insert_exp_rollup(
+                ch, merge_exp(metrics.exp_histogram_points(ch, lo, hi, cfg.metric_lookback_s), lo)
+            )
+        written = sum(_count(ch, rollup, lo, hi) for rollup in rollups)
+        _advance(state, source, hi, 0)  # metric points are re-derived from the lookback: no late rows of their own
+        runs.append(ClickHouseRollupRun(table, lo, hi, written, 0, time.perf_counter() - started))
+    return runs
+
+
+def rollup_plane(
+    ch: ClickHouse, state: duckdb.DuckDBPyConnection, cfg: ClickHouseRollupConfig, merge_exp: ExpMerge | None = None
+) -> list[ClickHouseRollupRun]:
+    """Bring the plane's span, log and metric rollups up to the newest data; the watermark of each source
+    advances in ``state`` only after its INSERTs succeeded (ClickHouseError propagates otherwise).
+    Exponential histograms roll up when ``merge_exp`` is given (the merge is ``analysis``' code)."""
     create_rollup_tables(ch)
     runs = []
     for table, rollup in ((ch.tables.traces, "rollup_spans"), (ch.tables.logs, "rollup_logs")):
@@ -271,18 +333,13 @@ def rollup_plane(
             else:
                 ch.command(f"INSERT INTO `{ch.database}`.rollup_logs {_logs_select(ch)}", params)
             written = _count(ch, rollup, lo, hi)
-            state.execute(
-                "INSERT INTO rollup_state VALUES ($s, $w, $late, 1) ON CONFLICT DO UPDATE SET "
-                "watermark = excluded.watermark, late_rows = rollup_state.late_rows + excluded.late_rows, "
-                "runs = rollup_state.runs + 1",
-                {"s": source, "w": naive_from_ns(hi - NS_PER_MIN), "late": late},
-            )
+            _advance(state, source, hi, late)
             state.execute("COMMIT")
         except Exception:
             state.execute("ROLLBACK")
             raise
         runs.append(ClickHouseRollupRun(table, lo, hi, written, late, time.perf_counter() - started))
-    return runs
+    return runs + _rollup_metrics(ch, state, cfg, merge_exp)
 
 
 def rollup_end_ns(ch: ClickHouse) -> int | None:

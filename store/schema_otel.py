@@ -110,7 +110,7 @@ class OtelTables:
     gauge: str = "otel_metrics_gauge"
     sum: str = "otel_metrics_sum"
     histogram: str = "otel_metrics_histogram"
-    exponential_histogram: str = "otel_metrics_exp_histogram"
+    exponential_histogram: str = "otel_metrics_exponential_histogram"
     summary: str = "otel_metrics_summary"
 
     @classmethod
@@ -143,8 +143,26 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "SpanAttributes", "Duration", "StatusCode", "StatusMessage",
     ),
     "logs": ("Timestamp", "ServiceName", "SeverityText", "SeverityNumber", "Body", "ResourceAttributes"),
+    "gauge": ("ServiceName", "MetricName", "Attributes", "ResourceAttributes", "TimeUnix", "Value"),
+    "sum": (
+        "ServiceName", "MetricName", "Attributes", "ResourceAttributes", "ScopeName", "StartTimeUnix", "TimeUnix",
+        "Value", "AggregationTemporality", "IsMonotonic",
+    ),
+    "histogram": (
+        "ServiceName", "MetricName", "Attributes", "ResourceAttributes", "ScopeName", "StartTimeUnix", "TimeUnix",
+        "Count", "Sum", "BucketCounts", "ExplicitBounds", "AggregationTemporality",
+    ),
+    "exponential_histogram": (
+        "ServiceName", "MetricName", "Attributes", "ResourceAttributes", "ScopeName", "StartTimeUnix", "TimeUnix",
+        "Count", "Sum", "Scale", "ZeroCount", "PositiveOffset", "PositiveBucketCounts", "NegativeOffset",
+        "NegativeBucketCounts", "AggregationTemporality",
+    ),
 }  # fmt: skip
 """The columns driftscope reads, per exporter table it reads (the check names any that is missing)."""
+
+OPTIONAL = frozenset({"gauge", "sum", "histogram", "exponential_histogram"})
+"""Tables a Collector without a metrics pipeline never creates: absent, they roll up nothing; present, their
+columns are checked like the others."""
 
 
 def exporter_ddl(database: str, tables: OtelTables, which: tuple[str, ...] = tuple(COLUMNS)) -> list[str]:
@@ -168,6 +186,8 @@ def schema_problems(present: Mapping[str, set[str]], tables: OtelTables) -> list
     for key, required in REQUIRED.items():
         name = getattr(tables, key)
         if name not in present:
+            if key in OPTIONAL:
+                continue
             problems.append(f"table {name} (the exporter's {key} table) does not exist")
             continue
         missing = [c for c in required if c not in present[name]]

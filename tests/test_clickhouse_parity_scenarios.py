@@ -3,14 +3,15 @@ the ClickHouse plane (chdb) gives the same findings.
 
 Per scenario: 2 h 40 min around the first fault (2 h before it, 40 min into it; quiet scenarios
 their first 2 h 40 min) are simulated into a DuckDB store. The ClickHouse side receives the same
-batches as driftscope's receivers would commit them in ClickHouse mode (``PlaneIngest``: spans and
-logs into the exporter's tables, metric points into the local store); it rolls up through
-``ClickHousePlane`` and mirrors the window. One detection run (the last hour; the hour before as
-history) on each side must give the same (detector, signal, severity) findings.
+batches as driftscope's receivers would commit them in ClickHouse mode (``PlaneIngest``: spans, logs
+and metric points into the exporter's tables, nothing into the local store); it rolls up through
+``ClickHousePlane`` (spans, logs and metrics inside ClickHouse) and mirrors the window. One
+detection run (the last hour; the hour before as history) on each side must give the same
+(detector, signal, severity) findings.
 
-1-6 minutes a scenario on two cores: 21 scenarios are too long for the default suite, so the
+10 s to 4 min a scenario on two shared cores, 14-37 min for all 21: too long for the default suite, so the
 sweep runs when asked (``DRIFTSCOPE_PARITY_SCENARIOS=1 pytest -m slow tests/test_clickhouse_parity_scenarios.py``);
-the default suite's parity is ``tests/test_clickhouse_plane.py``.
+the default suite's parity is ``tests/test_clickhouse_plane.py`` and ``tests/test_clickhouse_metrics.py``.
 """
 
 from __future__ import annotations

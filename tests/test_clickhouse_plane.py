@@ -207,11 +207,13 @@ def test_a_window_mirrored_twice_is_the_same(worlds: dict[str, object], tmp_path
     local.close()
 
 
-def test_receivers_write_spans_and_logs_into_the_plane_and_keep_metrics_locally(tmp_path: Path) -> None:
+def test_receivers_write_spans_logs_and_metric_points_into_the_plane(tmp_path: Path) -> None:
     src = Store(tmp_path / "src.duckdb")
     simulate(load_scenario("mini"), StoreSink(src), hours=0.1, history_days=0, seed=5)
     scon = src.cursor()
-    batch = {t: fetch_arrow(scon, f"SELECT * FROM {t}") for t in ("spans", "logs", "metric_points")}
+    tables = ("spans", "logs", "metric_points", "histogram_points", "exp_histogram_points")
+    batch = {t: fetch_arrow(scon, f"SELECT * FROM {t}") for t in tables}
+    kinds = dict(scon.execute("SELECT kind, count(*) FROM metric_points GROUP BY ALL").fetchall())
     src.close()
     assert all(t.num_rows for t in batch.values())
     local = Store(tmp_path / "local.duckdb")
@@ -221,11 +223,17 @@ def test_receivers_write_spans_and_logs_into_the_plane_and_keep_metrics_locally(
     sink.close()
     ch = ClickHouse(target)
     ch.check_exporter_schema()  # created as the Collector would have
-    assert ch.scalar(f"SELECT count() FROM `{ch.database}`.otel_traces") == batch["spans"].num_rows
-    assert ch.scalar(f"SELECT count() FROM `{ch.database}`.otel_logs") == batch["logs"].num_rows
+    db, names = ch.database, ch.tables
+    expected = {
+        names.traces: batch["spans"].num_rows, names.logs: batch["logs"].num_rows, names.gauge: kinds["gauge"],
+        names.sum: kinds["sum"], names.histogram: batch["histogram_points"].num_rows,
+        names.exponential_histogram: batch["exp_histogram_points"].num_rows,
+    }  # fmt: skip
+    for table, rows in expected.items():
+        assert ch.scalar(f"SELECT count() FROM `{db}`.`{table}`") == rows, table
     con = local.cursor()
-    assert con.execute("SELECT count(*) FROM spans").fetchone() == (0,)
-    assert con.execute("SELECT count(*) FROM metric_points").fetchone() == (batch["metric_points"].num_rows,)
+    for table in tables:
+        assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
     ch.command(f"DROP DATABASE `{ch.database}`")
     ch.close()
     local.close()
