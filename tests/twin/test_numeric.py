@@ -64,6 +64,22 @@ def test_deconvolution_removes_a_known_extra() -> None:
     assert abs(fit.sigma - 0.3) < 0.05
 
 
+@settings(max_examples=10, deadline=None)
+@given(median=st.floats(0.3, 5.0), sigma=st.floats(0.2, 0.6), tail=st.sampled_from([0.0, 0.01, 0.03]),
+       seed=st.integers(0, 2**31))  # fmt: skip
+def test_deconvolution_keeps_a_tail_apart_from_the_body(median: float, sigma: float, tail: float, seed: int) -> None:
+    """A tailed body behind the simulator's round trips: body and tail share both come back (a body fitted to the
+    99th percentile would widen sigma and swallow the tail)."""
+    rng = np.random.default_rng(seed)
+    own = sample_ms(rng, Distribution(median_ms=median, sigma=sigma, tail_prob=tail), 30_000)
+    extra = 0.25 + rng.exponential(0.35, 30_000)
+    first = fit_service_time(own + extra - float(np.median(extra)))
+    fit = fit_convolved(own + extra, rng.permutation(extra), first)
+    assert abs(fit.median_ms / median - 1) < 0.04
+    assert abs(fit.sigma / sigma - 1) < 0.1
+    assert abs(fit.tail_prob - tail) < 0.006
+
+
 @settings(max_examples=30, deadline=None)
 @given(c=st.integers(1, 60), rho=st.floats(0.01, 0.95))
 def test_mean_queue_obeys_littles_law_and_erlang_c(c: int, rho: float) -> None:
