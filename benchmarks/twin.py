@@ -128,7 +128,7 @@ def run_world(name: str, scenario: Scenario, minutes: int, work: Path) -> dict[s
     twin_spans = simulate_twin(fit.scenario, twin_path)
     with open_readonly(twin_path) as con:
         twin = op_stats(con, start_ns, end_ns)
-    result = compare(observed, twin, twin_spans)
+    result = compare(observed, twin, twin_spans, minutes=minutes, noise_sigma=fit.scenario.arrivals.noise_sigma)
     busy = [o for o in result.ops if o.busy and o.twin]
     # where the observed p99 itself is estimable to about 10 % (a thousand requests in the window)
     steady = [o for o in busy if o.observed["rate_per_min"] * minutes >= STEADY_N]
