@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from simulator.plan import sample_ms
 from simulator.queueing import erlang_c
 from simulator.scenario import Distribution
+from twin.arrivals import kept_share
 from twin.distfit import fit_convolved, fit_service_time, gamma_shape, hill_alpha, lognormal_body
 from twin.servers import fit_servers_from_latency, fit_servers_from_queue, mean_queue
 
@@ -116,3 +117,15 @@ def test_servers_from_the_latency_versus_load_curve() -> None:
     latency = hold + mean_queue(c, lam * hold) / lam
     fit = fit_servers_from_latency(lam, latency)
     assert fit.servers == c
+
+
+@settings(max_examples=20, deadline=None)
+@given(minutes=st.integers(5, 200), tau=st.floats(2.0, 60.0), daily=st.booleans())
+def test_kept_share_of_a_slow_noise_is_the_residual_trace(minutes: int, tau: float, daily: bool) -> None:
+    """(T - tr(H R)) / T for the hat matrix H of the profile or trend and R the AR(1) correlation."""
+    t = np.arange(minutes, dtype=float)
+    x = np.column_stack([np.ones(minutes), np.cos(t / 50), np.sin(t / 50)] if daily else [np.ones(minutes), t])
+    r = np.exp(-np.abs(np.subtract.outer(t, t)) / tau)
+    hat = x @ np.linalg.solve(x.T @ x, x.T)
+    brute = float(np.trace((np.eye(minutes) - hat) @ r)) / minutes
+    assert abs(kept_share(x, tau) - max(brute, 0.05)) < 1e-9
