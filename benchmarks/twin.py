@@ -33,7 +33,7 @@ Daily profile (``--daily``): 24 hours of a system at <= ``--daily-rate`` root re
 arrival rate (mean, amplitude, peak hour, weekend factor) against the true one, and the fitted noise.
 
 Saturation (``--saturation``): a library saturation scenario at its own rate with its fault moved to
-minute 5, a 90-minute window; for each operation whose queue-depth gauge reached 1 or that shed load,
+minute 5, a 75-minute window; for each operation whose queue-depth gauge reached 1 or that shed load,
 the true and the fitted servers.
 
 Ends with ``twin_edge_precision= twin_edge_recall= twin_behaviour_err= twin_verdict_agreement=``
@@ -215,7 +215,7 @@ def daily_profile(name: str, scenario: Scenario, rate: float, work: Path) -> dic
     }  # fmt: skip
 
 
-def saturated_servers(name: str, work: Path, minutes: int = 90) -> list[tuple[str, int, int, str, float]]:
+def saturated_servers(name: str, work: Path, minutes: int = 75) -> list[tuple[str, int, int, str, float]]:
     """Servers recovered for the operations that queued in a library saturation scenario.
 
     The scenario runs at its own rate (saturation needs it) with its fault moved to minute 5 so that the
@@ -356,7 +356,7 @@ def saturation_section(names: list[str]) -> list[tuple[str, int, int, str, float
             t0 = time.perf_counter()
             got = saturated_servers(name, Path(tmp))
             rows += got
-            print(f"servers of the operations that queued in {name} (fault moved to minute 5, 90-minute window at "
+            print(f"servers of the operations that queued in {name} (fault moved to minute 5, 75-minute window at "
                   f"the scenario's own rate; {time.perf_counter() - t0:.0f} s):")  # fmt: skip
             for ref, true_c, fit_c, method, peak_q in got:
                 print(f"  {ref:36s} true {true_c:4d} fitted {fit_c:5d}  peak queue {peak_q:7.1f}  ({method})")
@@ -367,6 +367,7 @@ def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=int, default=60)
     parser.add_argument("--rate", type=float, default=8.0)
+    parser.add_argument("--library", default=",".join(LIBRARY), help="Library systems for the world table.")
     parser.add_argument("--worlds", type=int, default=6)
     parser.add_argument("--world-seeds", type=int, default=7000, help="First random world seed.")
     parser.add_argument("--verdicts", default=",".join(REMEDIATIONS), help="Fault scenarios for verdict agreement.")
@@ -382,7 +383,8 @@ def main() -> None:
     args = _args()
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.python_implementation()} "
           f"{platform.python_version()}; window {args.minutes} min at <= {args.rate:g} root req/s")  # fmt: skip
-    worlds: list[tuple[str, Scenario]] = [(n, _quiet(load_scenario(n), args.rate, args.minutes)) for n in LIBRARY]
+    library = [n for n in args.library.split(",") if n]
+    worlds: list[tuple[str, Scenario]] = [(n, _quiet(load_scenario(n), args.rate, args.minutes)) for n in library]
     config = WorldConfig(shares=(1.0, 0.0, 0.0), hostile=0.0)
     for seed in range(args.world_seeds, args.world_seeds + args.worlds):
         w = generate_world(seed, config)
