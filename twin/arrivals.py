@@ -7,7 +7,9 @@ tell a daily swing from a trend, so the amplitude stays 0 and the twin keeps the
 the amplitude is sqrt(A^2 + B^2) / m, the peak hour atan2(B, A). The weekend factor is the
 weekend minutes' counts over the weekday profile (1 when the window has no weekend, or no
 weekday). The noise is what the per-minute log ratio to the profile (a short window: to its
-straight-line trend) varies beyond Poisson counting noise (var - mean(1 / expected)).
+straight-line trend) varies beyond Poisson counting noise (var - mean(1 / expected)), divided by
+the share of a 30-minute AR(1) noise's variance that the profile or trend leaves in the residuals
+(``kept_share``: the twin's noise is the simulator's AR(1), whose sigma is the stationary one).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+from scipy import signal
 
+from twin.sampling import NOISE_TAU_MIN
 from twin.topology import EdgeFit
 
 ROOT_SHARE = 0.5
@@ -63,6 +67,59 @@ def daily_profile(counts: np.ndarray, hours: np.ndarray) -> tuple[float, float, 
     return mean, min(amp, 0.95), peak
 
 
+def kept_share(design: np.ndarray, tau_min: float = NOISE_TAU_MIN) -> float:
+    """Share of a slow AR(1) noise's variance (correlation time ``tau_min`` minutes, one row a minute) left in the
+    residuals of a least-squares fit on ``design``: E[residual^2] / sigma^2 = (T - tr((X'X)^-1 X'RX)) / T.
+
+    The profile (or, in a short window, the trend) absorbs much of a noise that wanders over half an hour, so
+    the residuals' variance understates it: an hour's straight-line trend keeps only about half."""
+    x = np.asarray(design, dtype=np.float64)
+    t = len(x)
+    if t <= x.shape[1]:
+        return 1.0
+    phi = math.exp(-1.0 / tau_min)
+    # R X for R_ij = phi^|i-j|: a forward and a backward first-order filter, less the diagonal counted twice
+    forward = signal.lfilter([1.0], [1.0, -phi], x, axis=0)
+    backward = signal.lfilter([1.0], [1.0, -phi], x[::-1], axis=0)[::-1]
+    rx = forward + backward - x
+    absorbed = float(np.trace(np.linalg.solve(x.T @ x, x.T @ rx)))
+    return float(np.clip((t - absorbed) / t, 0.05, 1.0))
+
+
+def _profile(
+    per_min: np.ndarray, hours: np.ndarray, weekend: np.ndarray, minutes: int, said: tuple[list[str], list[str]]
+) -> tuple[float, float, float]:
+    """(mean per minute, amplitude, peak hour) of the root arrivals; ``said``: (evidence, notes) to append to."""
+    evidence, notes = said
+    base = ~weekend if (~weekend).any() else weekend
+    both = bool(weekend.any() and (~weekend).any())
+    if minutes >= DAY_MIN and both:
+        # a day cut by midnight into weekday and weekend hours: a cosine fitted to the weekday part alone
+        # extrapolates the missing hours (amplitude 0.69 came out 0.95); fit every minute, the weekend
+        # ones scaled by the weekend factor, alternating the two fits
+        wf0 = 1.0
+        for _ in range(8):
+            scaled = np.where(weekend, per_min / wf0, per_min)
+            mean, amp, peak = daily_profile(scaled, hours)
+            prof = mean * (1 + amp * np.cos(2 * np.pi * (hours - peak) / 24.0))
+            wf0 = float(np.clip(per_min[weekend].sum() / max(prof[weekend].sum(), 1e-9), 0.05, 2.0))
+        evidence.append(
+            f"daily profile: least squares on {minutes} minutes (weekend ones over the weekend factor), "
+            f"amplitude {amp:.3f}, peak {peak:.2f} h UTC"
+        )
+    elif minutes >= DAY_MIN:
+        mean, amp, peak = daily_profile(per_min[base], hours[base])
+        evidence.append(
+            f"daily profile: least squares on {int(base.sum())} minutes, amplitude {amp:.3f}, peak {peak:.2f} h UTC"
+        )
+    else:
+        mean, amp, peak = float(per_min[base].mean()), 0.0, 14.0
+        notes.append(
+            f"window of {minutes} min (< {DAY_MIN}): no daily profile fitted; the twin runs the window's mean rate"
+        )
+    return mean, amp, peak
+
+
 def fit_arrivals(servers: pl.DataFrame, edges: list[EdgeFit], start_ns: int, minutes: int) -> ArrivalFit:
     """Entry points and the arrival process of ``minutes`` minutes from ``start_ns``."""
     callees = {e.callee for e in edges}
@@ -81,17 +138,7 @@ def fit_arrivals(servers: pl.DataFrame, edges: list[EdgeFit], start_ns: int, min
     weekend = weekday >= 5
     notes: list[str] = []
     evidence = [f"{roots.height} root requests over {minutes} minutes at {len(weights)} entry points"]
-    base = ~weekend if (~weekend).any() else weekend
-    if minutes >= DAY_MIN:
-        mean, amp, peak = daily_profile(per_min[base], hours[base])
-        evidence.append(
-            f"daily profile: least squares on {int(base.sum())} minutes, amplitude {amp:.3f}, peak {peak:.2f} h UTC"
-        )
-    else:
-        mean, amp, peak = float(per_min[base].mean()), 0.0, 14.0
-        notes.append(
-            f"window of {minutes} min (< {DAY_MIN}): no daily profile fitted; the twin runs the window's mean rate"
-        )
+    mean, amp, peak = _profile(per_min, hours, weekend, minutes, (evidence, notes))
     profile = mean * (1 + amp * np.cos(2 * np.pi * (hours - peak) / 24.0))
     wf = 1.0
     if weekend.any() and (~weekend).any():
@@ -109,7 +156,13 @@ def fit_arrivals(servers: pl.DataFrame, edges: list[EdgeFit], start_ns: int, min
     if ok.sum() >= 3:
         ratio = np.log((per_min[ok] + 0.5) / (expected[ok] + 0.5))
         var = float(np.var(ratio) - np.mean(1.0 / expected[ok]))
-        sigma = float(np.sqrt(max(var, 0.0)))
+        t = np.arange(minutes, dtype=float)
+        design = (
+            np.column_stack([np.ones(minutes), t])
+            if minutes < DAY_MIN
+            else np.column_stack([np.ones(minutes), np.cos(2 * np.pi * hours / 24), np.sin(2 * np.pi * hours / 24)])
+        )
+        sigma = float(np.sqrt(max(var, 0.0) / kept_share(design[ok])))
     else:
         sigma = 0.0
     evidence.append(f"rate noise sigma {sigma:.3f} (per-minute log ratio to the profile beyond Poisson)")

@@ -71,16 +71,26 @@ class TwinFit:
         return {r: o.stub for r, o in self.ops.items() if o.stub}
 
 
-def _rtts_ms(s: Structure) -> np.ndarray:
-    """Network round trips: client span minus the callee's server span, where both are traced (ms)."""
-    pairs = s.calls.filter(pl.col("child_dur_ms").is_not_null() & ~pl.col("is_error"))
+def _rtts_ms(s: Structure, edges: list[EdgeFit]) -> np.ndarray:
+    """Network round trips: client span minus the callee's server span, where both are traced (ms).
+
+    Asynchronous calls are left out: their client span is the round trip alone, so the difference is
+    the round trip less the whole server span, and the few that stay positive (short callees) drag
+    the measured round trips down."""
+    async_edges = sorted(f"{e.caller}->{e.callee}" for e in edges if e.mode == "async")
+    pairs = s.calls.filter(
+        pl.col("child_dur_ms").is_not_null()
+        & ~pl.col("is_error")
+        & ~pl.concat_str([pl.col("caller"), pl.lit("->"), pl.col("callee")]).is_in(async_edges)
+    )
     d = (pairs["dur_ms"] - pairs["child_dur_ms"]).to_numpy()
     result: np.ndarray = d[d >= 0]
     return result
 
 
 def _per_op_samples(s: Structure, edges: list[EdgeFit], rtt_ms: float) -> pl.DataFrame:
-    """One row per span usable for an operation's own work: ref, minute, self_ms, dur_ms, ok."""
+    """One row per span usable for an operation's own work: ref, minute, self_ms, total_ms (operations seen only
+    in client spans: with the round trip, unclipped), dur_ms, ok."""
     async_edges = {(e.caller, e.callee) for e in edges if e.mode == "async"}
     sync = s.calls.filter(
         ~pl.struct("caller", "callee").map_elements(
@@ -95,6 +105,7 @@ def _per_op_samples(s: Structure, edges: list[EdgeFit], rtt_ms: float) -> pl.Dat
             "ref",
             "minute",
             (pl.col("dur_ms") - pl.col("covered_ms")).alias("self_ms"),
+            (pl.col("dur_ms") - pl.col("covered_ms")).alias("total_ms"),
             "dur_ms",
             (~pl.col("is_error") & (pl.col("n_failed_calls") == 0)).alias("ok"),  # retried calls leave back-off gaps
             "own_error",
@@ -104,6 +115,7 @@ def _per_op_samples(s: Structure, edges: list[EdgeFit], rtt_ms: float) -> pl.Dat
         pl.col("callee").alias("ref"),
         "minute",
         (pl.col("dur_ms") - rtt_ms).clip(lower_bound=1e-3).alias("self_ms"),
+        pl.col("dur_ms").alias("total_ms"),  # round trip included: what the deconvolution takes apart
         (pl.col("dur_ms") - rtt_ms).clip(lower_bound=1e-3).alias("dur_ms"),
         (~pl.col("is_error")).alias("ok"),
         (pl.col("is_error") & ~pl.col("status_message").str.to_lowercase().str.contains("deadline|timeout")).alias(
@@ -169,7 +181,10 @@ def _service_time(
     remote = ref in w.s.client_only and len(w.rtts) > 0
     extra = drawn + (np.random.default_rng(5).choice(w.rtts, len(drawn)) if remote else 0.0)
     if remote or queued > LOW_WAIT:
-        st = fit_convolved(self_ms + (w.rtt if remote else 0.0), extra, st)
+        # a body much shorter than the round trip leaves half the differences dur - median round trip negative:
+        # deconvolve the raw client durations, not the clipped differences
+        total = chosen["total_ms"].to_numpy() if remote else self_ms
+        st = fit_convolved(total, extra, st)
         evidence.append(
             f"body deconvolved from {'measured round trips and ' if remote else ''}"
             f"the fitted queue's waits ({queued:.1%} of spans wait)"
@@ -248,7 +263,7 @@ def fit_twin(
     minutes = max(1, round((end_ns - start_ns) / 60_000_000_000))
     notes: list[str] = []
     edges = fit_edges(s)
-    rtts = _rtts_ms(s)
+    rtts = _rtts_ms(s, edges)
     rtt = float(np.median(rtts)) if len(rtts) else 0.0
     samples = _per_op_samples(s, edges, rtt)
     gauge_frame = pl.from_arrow(queue_gauges(con, start_ns, end_ns))

@@ -68,11 +68,14 @@ def hold_for(per_min: pl.DataFrame, servers: int) -> pl.DataFrame:
     """``per_min`` with ``hold`` solved from the duration: h = dur - Wq(c, lambda, h) (no gauge to read Wq from)."""
     lam = per_min["lam"].to_numpy().astype(float)
     dur = per_min["dur"].to_numpy().astype(float)
-    h = dur.copy()
-    for _ in range(30):
-        wait = mean_queue(servers, lam * h) / np.maximum(lam, 1e-12)
-        h = np.maximum(dur - wait, dur * 0.05)
-    return per_min.with_columns(pl.Series("hold", h))
+    # h + Wq(h) grows with h: bisection (the fixed-point iteration h <- dur - Wq(h) oscillates once rho > 1/2)
+    lo, hi = dur * 0.05, dur.copy()
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        over = mid + mean_queue(servers, lam * mid) / np.maximum(lam, 1e-12) > dur
+        hi = np.where(over, mid, hi)
+        lo = np.where(over, lo, mid)
+    return per_min.with_columns(pl.Series("hold", 0.5 * (lo + hi)))
 
 
 def servers_from_shape(per_min: pl.DataFrame, ok: pl.DataFrame, first: ServersFit) -> ServersFit:

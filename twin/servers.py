@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from simulator.queueing import RHO_STABLE, erlang_c
+from simulator.queueing import RHO_STABLE, QueueState, erlang_c, minute_queue
 
 C_MAX = 10_000
 EPS_QUEUE = 1e-20
@@ -61,40 +61,82 @@ def _pick(cands: np.ndarray, losses: np.ndarray, scale: float) -> tuple[int, boo
     return int(cands[first]), bool(identified)
 
 
+def queue_path(arrivals_per_min: np.ndarray, hold_ms: np.ndarray, servers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean queue length and mean wait (ms), minute by minute, of the simulator's own queue (``minute_queue``:
+    M/M/c below saturation, a fluid backlog carried over minutes above it, shedding beyond its limit).
+
+    ``hold_ms``: per minute (rows) and candidate (columns), or one per minute; ``servers``: one per candidate.
+    Returns two (minutes x candidates) arrays. The stationary formulas alone cap a queue at c x 0.97 erlangs:
+    a saturated minute's backlog, and the minutes after it that drain it, are what they leave out.
+    """
+    c = np.asarray(servers, dtype=np.float64)
+    hold = np.asarray(hold_ms, dtype=np.float64)
+    hold = np.broadcast_to(hold[:, None] if hold.ndim == 1 else hold, (len(arrivals_per_min), len(c)))
+    state = QueueState.empty(c)
+    depth = np.zeros(hold.shape)
+    wait = np.zeros(hold.shape)
+    for m, n in enumerate(np.asarray(arrivals_per_min, dtype=np.float64)):
+        q = minute_queue(state, np.full(len(c), n), c, hold[m])
+        depth[m] = q.queue_depth
+        wait[m] = q.p_wait / q.wait_rate_per_ms + q.fluid_wait_ms
+    return depth, wait
+
+
+def lagged_hold(hold_ms: np.ndarray) -> np.ndarray:
+    """The holding time a minute's queue sees: the simulator's running mean (half the last minute's realised
+    holding time, half the mean before it), so a slow minute lengthens the next one's queue."""
+    h = np.asarray(hold_ms, dtype=np.float64)
+    out = np.empty_like(h)
+    if len(h):
+        out[0] = h[0]
+        for m in range(1, len(h)):
+            out[m] = 0.5 * out[m - 1] + 0.5 * h[m - 1]
+    return out
+
+
 def fit_servers_from_queue(lam_per_ms: np.ndarray, hold_ms: np.ndarray, queue: np.ndarray) -> ServersFit:
-    """Servers whose M/M/c queue length best matches the per-minute ``queue`` gauge (least squares)."""
+    """Servers whose queue path (``queue_path``: Erlang C, and the fluid backlog past saturation) best matches the
+    per-minute ``queue`` gauge (least squares on log queue length)."""
     offered = lam_per_ms * hold_ms
-    cands = _candidates(offered)
+    cands = _candidates(np.zeros(1))  # from one: past saturation a count below the offered load fits
     # log space: a queue gauge spans orders of magnitude between quiet and busy minutes
-    target = np.log(np.maximum(queue, 0.0) + EPS_QUEUE)
-    losses = np.array([float(np.mean((np.log(mean_queue(int(c), offered) + EPS_QUEUE) - target) ** 2)) for c in cands])
+    target = np.log(np.maximum(queue, 0.0) + EPS_QUEUE)[:, None]
+    depth, _ = queue_path(lam_per_ms * 60_000.0, lagged_hold(hold_ms), cands)
+    losses = np.mean((np.log(depth + EPS_QUEUE) - target) ** 2, axis=0)
     c, identified = _pick(cands, losses, 0.01)
-    return ServersFit(c, identified, float(offered.max(initial=0.0)) / c, "queue-depth gauge (Erlang C)")
+    return ServersFit(
+        c, identified, float(offered.max(initial=0.0)) / c, "queue-depth gauge (Erlang C, fluid past saturation)"
+    )
 
 
 def fit_servers_from_latency(lam_per_ms: np.ndarray, latency_ms: np.ndarray) -> ServersFit:
-    """Servers whose M/M/c wait plus a constant holding time best matches the per-minute mean latency.
+    """Servers whose queue path's wait plus a constant holding time best matches the per-minute mean latency.
 
-    For each count the holding time h (at most the least latency) minimises the squared residual of
-    latency - Wq(c, lambda, h) - h; the loss is that residual (a queue that explains the latency-versus-load curve
-    leaves a flat remainder).
+    For each count the holding time h (at most the least latency; a grid, then refined) minimises the squared
+    residual of latency - W(c, lambda, h) - h, W the mean wait of ``queue_path``; the loss is that residual (a
+    queue that explains the latency-versus-load curve leaves a flat remainder).
     """
-    cands = _candidates(lam_per_ms * float(latency_ms.min(initial=np.inf)) if len(latency_ms) else lam_per_ms)
-    losses = []
-    holds = []
     top = float(latency_ms.min(initial=np.inf)) if len(latency_ms) else 1.0
-    for c in cands:
-
-        def resid(h: float, c: int = int(c)) -> float:
-            wait = mean_queue(c, lam_per_ms * h) / np.maximum(lam_per_ms, 1e-12)
-            return float(np.mean((latency_ms - wait - h) ** 2))
-
-        best = optimize.minimize_scalar(resid, bounds=(top * 0.05, top), method="bounded")
-        losses.append(float(best.fun))
-        holds.append(float(best.x))
-    arr = np.array(losses)
+    cands = _candidates(np.zeros(1))
+    grid = np.geomspace(top * 0.05, top, 48)
+    arrivals = lam_per_ms * 60_000.0
+    cc, hh = np.meshgrid(cands, grid, indexing="ij")  # candidates x holds
+    _, wait = queue_path(arrivals, np.broadcast_to(hh.ravel(), (len(arrivals), hh.size)), cc.ravel())
+    resid = np.mean((latency_ms[:, None] - wait - hh.ravel()[None, :]) ** 2, axis=0).reshape(cc.shape)
+    arr = resid.min(axis=1)
     c, identified = _pick(cands, arr, 1e-3 * float(np.var(latency_ms)) + 1e-6)
-    h = holds[int(np.flatnonzero(cands == c)[0])]
+    i = int(np.flatnonzero(cands == c)[0])
+    h0 = float(grid[int(np.argmin(resid[i]))])
+
+    def loss(h: float) -> float:
+        _, w = queue_path(arrivals, np.full(len(arrivals), h), np.array([c]))
+        return float(np.mean((latency_ms - w[:, 0] - h) ** 2))
+
+    best = optimize.minimize_scalar(loss, bounds=(max(h0 / 1.1, top * 0.05), min(h0 * 1.1, top)), method="bounded")
+    h = float(best.x)
     return ServersFit(
-        c, identified, float((lam_per_ms * h).max(initial=0.0)) / c, "latency vs load (Erlang C + Little)"
+        c,
+        identified,
+        float((lam_per_ms * h).max(initial=0.0)) / c,
+        "latency vs load (Erlang C + Little, fluid past saturation)",
     )

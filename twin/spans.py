@@ -37,6 +37,10 @@ class Structure:
     """Operations seen only through their callers' client spans (databases, caches, providers)."""
 
 
+SHED = "overloaded"
+"""Status message of a request a full queue refused (not an own failure: the twin's queue sheds it again)."""
+
+
 def _ref() -> pl.Expr:
     return pl.concat_str([pl.col("service"), pl.lit(":"), pl.col("name")]).alias("ref")
 
@@ -85,7 +89,12 @@ def structure(spans: pa.Table, start_ns: int) -> Structure:
         srv.join(per_parent, left_on="span_id", right_on="caller_span", how="left")
         .with_columns(pl.col("n_calls").fill_null(0), pl.col("n_failed_calls").fill_null(0))
         .with_columns(
-            (pl.col("is_error") & (pl.col("n_failed_calls") == 0)).alias("own_error"),
+            # a request shed by a full queue is the queue's doing, which the twin's own queue repeats
+            (
+                pl.col("is_error")
+                & (pl.col("n_failed_calls") == 0)
+                & ~pl.col("status_message").str.to_lowercase().str.contains(SHED)
+            ).alias("own_error"),
             ((pl.col("start_ns") - start_ns) // 60_000_000_000).alias("minute"),
             pl.col("parent_span_id").is_null().alias("is_root"),
         )

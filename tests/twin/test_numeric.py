@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from simulator.plan import sample_ms
 from simulator.queueing import erlang_c
 from simulator.scenario import Distribution
+from twin.arrivals import kept_share
 from twin.distfit import fit_convolved, fit_service_time, gamma_shape, hill_alpha, lognormal_body
 from twin.servers import fit_servers_from_latency, fit_servers_from_queue, mean_queue
 
@@ -64,6 +65,22 @@ def test_deconvolution_removes_a_known_extra() -> None:
     assert abs(fit.sigma - 0.3) < 0.05
 
 
+@settings(max_examples=10, deadline=None)
+@given(median=st.floats(0.3, 5.0), sigma=st.floats(0.2, 0.6), tail=st.sampled_from([0.0, 0.01, 0.03]),
+       seed=st.integers(0, 2**31))  # fmt: skip
+def test_deconvolution_keeps_a_tail_apart_from_the_body(median: float, sigma: float, tail: float, seed: int) -> None:
+    """A tailed body behind the simulator's round trips: body and tail share both come back (a body fitted to the
+    99th percentile would widen sigma and swallow the tail)."""
+    rng = np.random.default_rng(seed)
+    own = sample_ms(rng, Distribution(median_ms=median, sigma=sigma, tail_prob=tail), 30_000)
+    extra = 0.25 + rng.exponential(0.35, 30_000)
+    first = fit_service_time(own + extra - float(np.median(extra)))
+    fit = fit_convolved(own + extra, rng.permutation(extra), first)
+    assert abs(fit.median_ms / median - 1) < 0.04
+    assert abs(fit.sigma / sigma - 1) < 0.1
+    assert abs(fit.tail_prob - tail) < 0.006
+
+
 @settings(max_examples=30, deadline=None)
 @given(c=st.integers(1, 60), rho=st.floats(0.01, 0.95))
 def test_mean_queue_obeys_littles_law_and_erlang_c(c: int, rho: float) -> None:
@@ -100,3 +117,15 @@ def test_servers_from_the_latency_versus_load_curve() -> None:
     latency = hold + mean_queue(c, lam * hold) / lam
     fit = fit_servers_from_latency(lam, latency)
     assert fit.servers == c
+
+
+@settings(max_examples=20, deadline=None)
+@given(minutes=st.integers(5, 200), tau=st.floats(2.0, 60.0), daily=st.booleans())
+def test_kept_share_of_a_slow_noise_is_the_residual_trace(minutes: int, tau: float, daily: bool) -> None:
+    """(T - tr(H R)) / T for the hat matrix H of the profile or trend and R the AR(1) correlation."""
+    t = np.arange(minutes, dtype=float)
+    x = np.column_stack([np.ones(minutes), np.cos(t / 50), np.sin(t / 50)] if daily else [np.ones(minutes), t])
+    r = np.exp(-np.abs(np.subtract.outer(t, t)) / tau)
+    hat = x @ np.linalg.solve(x.T @ x, x.T)
+    brute = float(np.trace((np.eye(minutes) - hat) @ r)) / minutes
+    assert abs(kept_share(x, tau) - max(brute, 0.05)) < 1e-9

@@ -85,6 +85,22 @@ def test_check_finds_the_twin_faithful(mini_store: tuple[Path, int, int, Scenari
     assert result.behaviour_error() < 0.1
 
 
+def test_check_calls_the_true_world_faithful_and_a_halved_service_time_deviating(
+    mini_store: tuple[Path, int, int, Scenario], tmp_path: Path
+) -> None:
+    """The world itself (another seed) is only sampling noise away from its store; half the own work is not."""
+    path, start, end, truth = mini_store
+    itself = check_twin(truth, path, start, end, tmp_path)
+    assert itself.verdict == "faithful", itself.reasons
+    services = truth.model_dump()["services"]
+    services["worker"]["operations"]["List"]["service_time"]["median_ms"] /= 2
+    halved = Scenario.model_validate(truth.model_dump() | {"services": services})
+    wrong = check_twin(halved, path, start, end, tmp_path)
+    assert wrong.verdict == "deviates"
+    assert any(r.startswith("worker:List: p50") for r in wrong.reasons), wrong.reasons
+    assert not any(r.startswith("db:insert") for r in wrong.reasons), wrong.reasons  # not a caller of List
+
+
 def test_an_operation_with_too_little_data_is_a_stub_that_says_why(tmp_path: Path) -> None:
     sc = _mini(rate=3.0)
     entry = [*sc.entrypoints]
