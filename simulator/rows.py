@@ -294,6 +294,8 @@ class RowBuilder:
                 "scope_attributes": pa.nulls(n, pa.string()),
             }
         ).cast(SCHEMAS["spans"])
+        if len(f.minutes) > 1:  # minute by minute, as a per-minute run stores them (time-ordered row groups)
+            table = table.take(pa.array(np.argsort(f.mi[order], kind="stable")))
         jobs = [t for t in (self._job_spans(m) for m in f.minutes) if t is not None]
         return pa.concat_tables([table, *jobs]) if jobs else table
 
