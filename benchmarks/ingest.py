@@ -1,7 +1,8 @@
 """OTLP trace ingest benchmark: decode, insert, and end to end over every transport.
 
-Builds realistic trace export requests once with the OpenTelemetry SDK's own OTLP encoder
-(``encode_spans`` on spans from a real ``TracerProvider``), then measures:
+Builds trace export requests once from the simulator's spans (scenario ``webshop``, the
+simulator's engine and row builder, turned into SDK spans as its OTLP sink does) with the
+OpenTelemetry SDK's own OTLP encoder (``encode_spans``), then measures:
 
 * decode-only: the compiled protobuf decoder, the Python one (``decode_proto_python``) and
   ``decode_json`` in this process over every body;
@@ -13,8 +14,8 @@ Builds realistic trace export requests once with the OpenTelemetry SDK's own OTL
   re-encode), retrying on 429 / RESOURCE_EXHAUSTED so every span arrives exactly once; the
   protobuf transports run twice, with the compiled decoder and with
   ``DRIFTSCOPE_DECODER=python``, side by side in the same run;
-* the real SDK pipeline (BatchSpanProcessor + OTLP/HTTP exporter) end to end, which is
-  bound by the client's span creation and encoding, not by the server.
+* the real SDK pipeline (the simulator's spans into a BatchSpanProcessor + OTLP/HTTP
+  exporter) end to end, which is bound by the client's encoding, not by the server.
 
 A success answer from ``serve`` means the rows are committed, so "first request sent to
 last answer received" is "first request to last row committed". Row counts are checked
@@ -37,12 +38,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import multiprocessing as mp
 import os
 import platform
-import random
 import select
 import signal
 import subprocess
@@ -57,19 +56,22 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
-from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace import ReadableSpan
 
 from collector.decode_json import decode_json
 from collector.decode_proto import DECODER, decode_proto_python
+from simulator.engine import Engine
+from simulator.plan import Plan
+from simulator.rows import RowBuilder
+from simulator.run import DEFAULT_START_NS
+from simulator.scenario import load_scenario
+from simulator.sinks import SdkRecords
 from store.connection import Store
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from otlp_json import proto_to_json_bytes  # noqa: E402
 
 TRANSPORTS = ("http-protobuf", "http-json", "grpc")
 DECODERS = ("compiled", "python")
@@ -90,225 +92,9 @@ RETRIES_MAX = 120
 
 # --------------------------------------------------------------------------- data
 
-
-ROUTES = ("/api/cart/{id}", "/api/checkout", "/api/products/{id}", "/api/search", "/healthz")
-METHODS = ("GET", "GET", "GET", "POST", "PUT")
-STATEMENTS = (
-    "SELECT id, sku, qty FROM cart_items WHERE cart_id = $1",
-    "UPDATE stock SET qty = qty - $1 WHERE sku = $2",
-    "INSERT INTO orders (id, user_id, total) VALUES ($1, $2, $3)",
-)
-
-
-def _server_attrs(rng: random.Random, route: str, method: str, status: int) -> dict[str, Any]:
-    """Ten attributes of an HTTP server span: 4 str, 3 int, 2 float, 1 bool."""
-    return {
-        "http.request.method": method,
-        "http.route": route,
-        "url.path": route.replace("{id}", str(rng.randrange(100_000))),
-        "user_agent.original": f"shop-app/{rng.randrange(1, 9)}.{rng.randrange(20)} (android)",
-        "http.response.status_code": status,
-        "user.id": rng.randrange(10**9),
-        "http.request.body.size": rng.randrange(20_000),
-        "server.duration_ms": rng.random() * 250.0,
-        "sampling.ratio": 0.25,
-        "cache.hit": rng.random() < 0.7,
-    }
-
-
-def _client_attrs(rng: random.Random) -> dict[str, Any]:
-    """Ten attributes of a database client span: 4 str, 3 int, 2 float, 1 bool."""
-    return {
-        "db.system": "postgresql",
-        "db.statement": rng.choice(STATEMENTS),
-        "server.address": f"db-{rng.randrange(4)}.internal",
-        "db.name": "shop",
-        "server.port": 5432,
-        "db.rows_returned": rng.randrange(200),
-        "retry.count": rng.randrange(3),
-        "db.latency_ms": rng.random() * 40.0,
-        "pool.utilization": rng.random(),
-        "db.pooled": rng.random() < 0.9,
-    }
-
-
-def _internal_attrs(rng: random.Random) -> dict[str, Any]:
-    """Ten attributes of an internal span: 4 str, 3 int, 2 float, 1 bool."""
-    return {
-        "code.function": rng.choice(("price_cart", "reserve_stock", "render", "authorize")),
-        "code.namespace": "shop.core",
-        "thread.name": f"worker-{rng.randrange(16)}",
-        "feature.flag": rng.choice(("new_checkout", "control")),
-        "thread.id": rng.randrange(1, 64),
-        "items.count": rng.randrange(1, 30),
-        "batch.index": rng.randrange(1000),
-        "cpu.ms": rng.random() * 15.0,
-        "discount.ratio": rng.random() * 0.3,
-        "retried": rng.random() < 0.05,
-    }
-
-
-def _maybe_event(span: trace.Span, rng: random.Random, at_ns: int) -> None:
-    """Add one event to about ``EVENT_RATIO`` of spans."""
-    if rng.random() < EVENT_RATIO:
-        span.add_event(
-            "cache.miss" if rng.random() < 0.5 else "retry",
-            {"key": f"cart:{rng.randrange(10**6)}", "attempt": rng.randrange(1, 4), "backoff_ms": rng.random() * 50},
-            timestamp=at_ns,
-        )
-
-
-def emit_trace(tracers: Sequence[trace.Tracer], rng: random.Random, start_ns: int, size: int) -> None:
-    """Create and end ``size`` (1..8) spans of one trace across the given tracers.
-
-    The root is an HTTP SERVER span on the first tracer; children alternate CLIENT,
-    SERVER and INTERNAL kinds over the tracers (services), some with events or errors.
-    """
-    method, route = rng.choice(METHODS), rng.choice(ROUTES)
-    failed = rng.random() < ERROR_RATIO
-    status = 503 if failed else rng.choice((200, 200, 200, 201, 404))
-    root = tracers[0].start_span(
-        f"{method} {route}",
-        kind=SpanKind.SERVER,
-        attributes=_server_attrs(rng, route, method, status),
-        start_time=start_ns,
-    )
-    ctx = trace.set_span_in_context(root)
-    end_ns = start_ns
-    for i in range(1, size):
-        kind = (SpanKind.CLIENT, SpanKind.SERVER, SpanKind.INTERNAL)[i % 3]
-        if kind == SpanKind.CLIENT:
-            name, attrs = "postgres query", _client_attrs(rng)
-        elif kind == SpanKind.SERVER:
-            name, attrs = f"GET {route}", _server_attrs(rng, route, "GET", 200)
-        else:
-            name, attrs = "handler", _internal_attrs(rng)
-        t0 = start_ns + i * 150_000
-        tracer = tracers[i % len(tracers)]
-        span = tracer.start_span(name, context=ctx, kind=kind, attributes=attrs, start_time=t0)
-        _maybe_event(span, rng, t0 + 10_000)
-        if failed and i == size - 1:
-            span.set_status(Status(StatusCode.ERROR, "upstream timeout"))
-        end_ns = t0 + rng.randrange(50_000, 5_000_000)
-        span.end(end_time=end_ns)
-    _maybe_event(root, rng, start_ns + 5_000)
-    if failed:
-        root.set_status(Status(StatusCode.ERROR, "503 from checkout"))
-    root.end(end_time=end_ns + rng.randrange(10_000, 500_000))
-
-
-def service_resource(name: str, version: str) -> Resource:
-    """The Resource of one simulated service (SDK defaults plus a few host attributes)."""
-    return Resource.create(
-        {
-            "service.name": name,
-            "service.version": version,
-            "service.namespace": "shop",
-            "deployment.environment": "bench",
-            "host.name": f"{name}-7d9f8c-x2k4p",
-            "cloud.region": "eu-west-1",
-        }
-    )
-
-
-def _json_any(v: Any) -> dict[str, Any]:
-    """OTLP/JSON AnyValue of a protobuf AnyValue (int64 as string, bytes as base64)."""
-    which = v.WhichOneof("value")
-    if which == "string_value":
-        return {"stringValue": v.string_value}
-    if which == "int_value":
-        return {"intValue": str(v.int_value)}
-    if which == "double_value":
-        return {"doubleValue": v.double_value}
-    if which == "bool_value":
-        return {"boolValue": v.bool_value}
-    if which == "array_value":
-        return {"arrayValue": {"values": [_json_any(x) for x in v.array_value.values]}}
-    if which == "kvlist_value":
-        return {"kvlistValue": {"values": _json_attrs(v.kvlist_value.values)}}
-    if which == "bytes_value":
-        return {"bytesValue": base64.b64encode(v.bytes_value).decode("ascii")}
-    return {}
-
-
-def _json_attrs(kvs: Any) -> list[dict[str, Any]]:
-    return [{"key": kv.key, "value": _json_any(kv.value)} for kv in kvs]
-
-
-def _compact(d: dict[str, Any]) -> dict[str, Any]:
-    """Drop default-valued fields, as protobuf's JSON mapping does."""
-    return {k: v for k, v in d.items() if v not in (None, "", 0, [], {})}
-
-
-def _json_span(s: Any) -> dict[str, Any]:
-    """OTLP/JSON of one protobuf Span: hex ids, lowerCamelCase, int64 as strings."""
-    return _compact(
-        {
-            "traceId": s.trace_id.hex(),
-            "spanId": s.span_id.hex(),
-            "parentSpanId": s.parent_span_id.hex(),
-            "traceState": s.trace_state,
-            "flags": s.flags,
-            "name": s.name,
-            "kind": s.kind,
-            "startTimeUnixNano": str(s.start_time_unix_nano),
-            "endTimeUnixNano": str(s.end_time_unix_nano),
-            "attributes": _json_attrs(s.attributes),
-            "droppedAttributesCount": s.dropped_attributes_count,
-            "events": [
-                _compact(
-                    {
-                        "timeUnixNano": str(e.time_unix_nano),
-                        "name": e.name,
-                        "attributes": _json_attrs(e.attributes),
-                        "droppedAttributesCount": e.dropped_attributes_count,
-                    }
-                )
-                for e in s.events
-            ],
-            "droppedEventsCount": s.dropped_events_count,
-            "links": [
-                _compact(
-                    {
-                        "traceId": lk.trace_id.hex(),
-                        "spanId": lk.span_id.hex(),
-                        "traceState": lk.trace_state,
-                        "attributes": _json_attrs(lk.attributes),
-                        "droppedAttributesCount": lk.dropped_attributes_count,
-                        "flags": lk.flags,
-                    }
-                )
-                for lk in s.links
-            ],
-            "droppedLinksCount": s.dropped_links_count,
-            "status": _compact({"code": s.status.code, "message": s.status.message}),
-        }
-    )
-
-
-def _json_scope_spans(ss: Any) -> dict[str, Any]:
-    """OTLP/JSON of one protobuf ScopeSpans."""
-    scope = {"name": ss.scope.name, "version": ss.scope.version, "attributes": _json_attrs(ss.scope.attributes)}
-    return _compact({"scope": _compact(scope), "schemaUrl": ss.schema_url, "spans": [_json_span(s) for s in ss.spans]})
-
-
-def otlp_json(req: Any) -> bytes:
-    """The OTLP/JSON body of a protobuf ExportTraceServiceRequest (same data, JSON mapping).
-
-    Matches ``json_format.MessageToDict(req, use_integers_for_enums=True)`` with ids turned
-    from base64 into hex, except that an empty ``status`` is left out; 2-3x faster.
-    """
-    resource_spans = [
-        _compact(
-            {
-                "resource": _compact({"attributes": _json_attrs(rs.resource.attributes)}),
-                "schemaUrl": rs.schema_url,
-                "scopeSpans": [_json_scope_spans(ss) for ss in rs.scope_spans],
-            }
-        )
-        for rs in req.resource_spans
-    ]
-    return orjson.dumps({"resourceSpans": resource_spans})
+SCENARIO = "webshop"
+"""The simulator's default scenario generates the spans (its engine and row builder, turned back into SDK
+spans as its OTLP sink does): the same telemetry the demo and the detection benchmarks use."""
 
 
 @dataclass
@@ -323,26 +109,23 @@ class Dataset:
 
 
 def span_batches(total: int, per_request: int, seed: int) -> Iterator[list[ReadableSpan]]:
-    """SDK ``ReadableSpan`` lists of ``per_request`` spans (the last one shorter), 3 services."""
-    exporter = InMemorySpanExporter()
-    tracers = []
-    for name, version in SERVICES:
-        provider = TracerProvider(resource=service_resource(name, version))
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        tracers.append(provider.get_tracer("shop.instrumentation", "0.9.1"))
-    rng = random.Random(seed)
-    start_ns = time.time_ns() - 3600 * 10**9
-    made = 0
+    """SDK ``ReadableSpan`` lists of ``per_request`` spans (the last one shorter), simulated minute by minute."""
+    scenario = load_scenario(SCENARIO)
+    plan = Plan.compile(scenario)
+    engine, rows, sdk = Engine(plan, DEFAULT_START_NS, seed), RowBuilder(plan, seed), SdkRecords()
+    made, minute = 0, 0
     carry: list[ReadableSpan] = []
-    while made < total or carry:
-        while len(carry) < per_request and made < total:
-            size = min(SPANS_PER_TRACE, total - made)
-            emit_trace(tracers, rng, start_ns + made * 100_000, size)
-            made += size
-            carry.extend(exporter.get_finished_spans())
-            exporter.clear()
-        batch, carry = carry[:per_request], carry[per_request:]
-        yield batch
+    while made < total:
+        spans = rows.tables([engine.step(minute)]).get("spans")
+        minute += 1
+        if spans is not None:
+            carry += sdk.spans(spans.slice(0, total - made))
+            made += min(spans.num_rows, total - made)
+        while len(carry) >= per_request:
+            batch, carry = carry[:per_request], carry[per_request:]
+            yield batch
+    if carry:
+        yield carry
 
 
 def build_dataset(total: int, per_request: int, seed: int = 42) -> Dataset:
@@ -354,7 +137,7 @@ def build_dataset(total: int, per_request: int, seed: int = 42) -> Dataset:
     for batch in span_batches(total, per_request, seed):
         req = encode_spans(batch)
         pb_bodies.append(req.SerializeToString())
-        json_bodies.append(otlp_json(req))
+        json_bodies.append(proto_to_json_bytes(req))
         counts.append(len(batch))
     return Dataset(pb_bodies, json_bodies, counts, time.perf_counter() - started)
 
@@ -816,30 +599,26 @@ def transport_run(
 
 
 def sdk_run(spans: int, workdir: Path, seed: int = 7) -> Row:
-    """Real SDK pipeline: create spans -> BatchSpanProcessor -> OTLP/HTTP exporter -> serve."""
+    """Real SDK pipeline: the simulator's spans -> BatchSpanProcessor -> OTLP/HTTP exporter -> serve."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     server = start_server(workdir / "sdk.duckdb", workdir / "sdk.log")
     try:
         exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{server.otlp_http}/v1/traces", timeout=30)
-        provider = TracerProvider(resource=service_resource(*SERVICES[0]))
         # A queue as large as the run, so the benchmark measures throughput, not drops.
         processor = BatchSpanProcessor(
             exporter, max_queue_size=spans + 2048, max_export_batch_size=512, schedule_delay_millis=200
         )
-        provider.add_span_processor(processor)
-        tracer = provider.get_tracer("shop.instrumentation", "0.9.1")
-        rng = random.Random(seed)
-        start_ns = time.time_ns() - 600 * 10**9
         cpu0, client0, started = server.cpu_s(), time.process_time(), time.perf_counter()
-        for made in range(0, spans, SPANS_PER_TRACE):
-            emit_trace([tracer], rng, start_ns + made * 100_000, min(SPANS_PER_TRACE, spans - made))
-        flushed = provider.force_flush(timeout_millis=600_000)
+        for batch in span_batches(spans, 512, seed):
+            for span in batch:
+                processor.on_end(span)
+        flushed = processor.force_flush(timeout_millis=600_000)
         seconds = time.perf_counter() - started
         client_cpu, cpu = time.process_time() - client0, server.cpu_s() - cpu0
         rss = server.peak_rss_mib()
-        provider.shutdown()
+        processor.shutdown()  # type: ignore[no-untyped-call]
     finally:
         code = server.stop()
     problems = " ".join(p for p in ("" if flushed else "flush timed out", f"exit {code}" if code else "") if p)
@@ -882,7 +661,7 @@ def dataset_lines(data: Dataset, check: str) -> list[str]:
     pb, js = sum(map(len, data.protobuf)), sum(map(len, data.json))
     return [
         f"data      {spans:,} spans in {len(data.spans):,} requests of {max(data.spans)} spans, "
-        f"{len(SERVICES)} services; 10 attributes/span, events on ~{EVENT_RATIO:.0%}",
+        f"simulated (scenario {SCENARIO})",
         f"          protobuf {pb / 2**20:,.1f} MiB ({pb / spans:.0f} B/span), "
         f"OTLP/JSON {js / 2**20:,.1f} MiB ({js / spans:.0f} B/span); "
         f"built in {data.build_s:.1f}s; proto/JSON decoders agree: {check}",

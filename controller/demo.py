@@ -1,8 +1,8 @@
 """``driftscope demo``: the whole product in about two minutes, on the embedded DuckDB.
 
 1. A week of history of the default scenario (``webshop``) goes straight into a fresh store
-   through the simulator's direct path, simulated in parallel segments (one per core) that
-   are merged with DuckDB's ``ATTACH``.
+   through the simulator's direct path, simulated in parallel segments (one per core) whose
+   rows this process inserts as they come.
 2. ``driftscope serve`` starts on free loopback ports with an accelerated schedule (rollups
    every 2 s, detection every 3 s of wall time; both work in data time).
 3. The last hours stream through real OTLP/HTTP (the SDK's exporters) into the running
@@ -22,6 +22,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import queue as queue_module
 import shutil
 import signal
 import subprocess
@@ -90,50 +91,99 @@ def _scenario(plan: DemoPlan) -> Any:
     return scenario.model_copy(update={"arrivals": arrivals})
 
 
-def _simulate_segment(args: tuple[DemoPlan, int, int, int, str]) -> int:
-    """Simulate scenario minutes [first, last) into the store file ``path``; return spans written."""
-    from simulator.run import simulate
-    from simulator.sinks import StoreSink
+class _FileSink:
+    """A history segment's rows as Arrow IPC files, announced on a queue for the parent to insert."""
 
-    plan, index, first, last, path = args
-    store = Store(path)
+    def __init__(self, directory: Path, index: int, queue: Any) -> None:
+        self.directory, self.index, self.queue, self.batches = directory, index, queue, 0
+
+    def write(self, tables: dict[str, Any]) -> None:
+        import pyarrow as pa
+
+        files = []
+        for name, table in tables.items():
+            path = self.directory / f"seg{self.index}-{self.batches}-{name}.arrow"
+            with pa.OSFile(str(path), "wb") as out, pa.ipc.new_file(out, table.schema) as writer:
+                writer.write_table(table)
+            files.append((name, str(path)))
+        self.batches += 1
+        self.queue.put(("rows", files))
+
+    def close(self) -> None:
+        """The queue belongs to the parent."""
+
+
+def _simulate_segment(plan: DemoPlan, index: int, minutes: tuple[int, int], directory: Path, queue: Any) -> None:
+    """Simulate scenario minutes [first, last) as Arrow files in ``directory``; report on ``queue``."""
+    first, last = minutes
     try:
+        from simulator.run import simulate
+
         summary = simulate(
             _scenario(plan),
-            StoreSink(store),
+            _FileSink(directory, index, queue),
             hours=last / 60,
             from_minute=first,
             seed=plan.seed * 1_000 + index + 1,
             start_ns=plan.start_ns,
         )
-    finally:
-        store.close()
-    return summary.rows.get("spans", 0)
+        queue.put(("done", summary.rows.get("spans", 0)))
+    except BaseException as exc:  # the parent must not wait for rows that never come
+        queue.put(("failed", f"history segment {index}: {exc!r}"))
+        raise
 
 
 def load_history(plan: DemoPlan, store_path: Path, echo: Echo) -> int:
-    """Simulate the history in parallel segments and merge them into ``store_path``; return spans."""
+    """Simulate the history in parallel segments, inserting their rows into ``store_path`` as they come.
+
+    The segments (one per core, each starting cold) write Arrow files; this process inserts them while
+    the segments simulate on, so the store write overlaps the simulation and rows are written once
+    (not into a store per segment and then copied)."""
+    import pyarrow as pa
+
     first, last = -round(plan.history_days * 1440), plan.stream_from_min
     cuts = [first + (last - first) * i // plan.segments for i in range(plan.segments + 1)]
     tmp = Path(tempfile.mkdtemp(prefix="driftscope-demo-"))
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_simulate_segment, args=(plan, i, (a, b), tmp, queue), daemon=True)
+        for i, (a, b) in enumerate(itertools.pairwise(cuts))
+    ]
+    echo(f"simulating {plan.history_days:g} days of {plan.scenario} history in {len(procs)} parallel segments")
+    store = Store(store_path)
     try:
-        jobs = [(plan, i, a, b, str(tmp / f"seg{i}.duckdb")) for i, (a, b) in enumerate(itertools.pairwise(cuts))]
-        echo(f"simulating {plan.history_days:g} days of {plan.scenario} history in {len(jobs)} parallel segments")
-        with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
-            spans = 0
-            with click.progressbar(length=len(jobs), label="  history", file=sys.stderr) as bar:
-                for n in pool.imap_unordered(_simulate_segment, jobs):
-                    spans += n
+        for proc in procs:
+            proc.start()
+        spans, running = 0, len(procs)
+        with click.progressbar(length=len(procs), label="  history", file=sys.stderr) as bar:
+            while running:
+                try:
+                    kind, value = queue.get(timeout=5.0)
+                except queue_module.Empty:
+                    if any(p.exitcode not in (None, 0) for p in procs):
+                        raise click.ClickException("a history segment died") from None
+                    continue
+                if kind == "failed":
+                    raise click.ClickException(value)
+                if kind == "done":
+                    spans += value
+                    running -= 1
                     bar.update(1)
-        store = Store(store_path)
-        try:
-            for *_, path in jobs:
-                store.append_raw_from(path)
-            store.checkpoint()
-        finally:
-            store.close()
+                    continue
+                tables = {}
+                for name, path in value:
+                    with pa.memory_map(path) as source:
+                        tables[name] = pa.ipc.open_file(source).read_all()
+                store.insert(tables)
+                for _, path in value:
+                    os.unlink(path)
+        store.checkpoint()
         return spans
     finally:
+        store.close()
+        for proc in procs:
+            proc.join(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

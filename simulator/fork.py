@@ -20,17 +20,8 @@ from simulator.labels import ground_truth
 from simulator.patches import Overrides
 from simulator.plan import Plan
 from simulator.rows import RowBuilder
-from simulator.run import DEFAULT_START_NS, RunSummary, Sink
+from simulator.run import DEFAULT_START_NS, FRAME_MINUTES, RunSummary, Sink
 from simulator.scenario import Scenario
-
-
-def _tables(rows: RowBuilder, engine: Engine, minute: int) -> dict[str, pa.Table]:
-    data = engine.step(minute)
-    tables = {"spans": rows.spans(data), **rows.metrics(data)}
-    logs = rows.logs(data)
-    if logs is not None:
-        tables["logs"] = logs
-    return {name: t for name, t in tables.items() if t.num_rows}
 
 
 class _Buffer:
@@ -78,8 +69,8 @@ class Run:
     def advance(self, until: int, sinks: list[Sink]) -> None:
         """Simulate minutes ``self.minute`` .. ``until`` - 1 into every sink (flushed before returning)."""
         buffers = [_Buffer(s, self.flush_rows) for s in sinks]
-        for minute in range(self.minute, until):
-            tables = _tables(self.rows, self.engine, minute)
+        for lo in range(self.minute, until, FRAME_MINUTES):
+            tables = self.rows.tables([self.engine.step(m) for m in range(lo, min(lo + FRAME_MINUTES, until))])
             for b in buffers:
                 b.add(tables)
             for name, table in tables.items():

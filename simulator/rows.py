@@ -1,11 +1,14 @@
-"""Turn a simulated minute into raw-table rows (Arrow), exactly as ingest would store them.
+"""Turn simulated minutes into raw-table rows (Arrow), exactly as ingest would store them.
 
 The rows are what ``collector`` produces when the same telemetry arrives over OTLP, so a
 direct-to-store run and an OTLP run give identical tables (``tests/test_simulator.py``
-proves it). Strings are built column-wise with polars; nothing loops per span in Python.
+proves it). Strings are built column-wise with Arrow kernels; nothing loops per span in Python.
+Rows are built a frame of consecutive minutes at a time (``RowBuilder.tables``): the cost of a
+minute at demo traffic was mostly the fixed cost of its many small Arrow calls, which a frame
+pays once for all its minutes.
 
-Over 450 lines because one ``RowBuilder`` fills every raw table of a minute from the same
-per-minute state (ids, resources, cumulative counters); split by table, that state would be
+Over 450 lines because one ``RowBuilder`` fills every raw table of a frame from the same
+state (ids, resources, cumulative counters); split by table, that state would be
 passed around or rebuilt. It writes the storage rows directly rather than OTLP for the
 collector to decode: the direct path is what makes a simulated week take seconds, and the
 equality of both paths is tested.
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import orjson
@@ -32,6 +35,7 @@ from simulator.engine import (
     KIND_CLIENT,
     KIND_SERVER,
     MinuteData,
+    Spans,
 )
 from simulator.hexids import hex64, hex128
 from simulator.plan import OpInfo, Plan
@@ -131,6 +135,25 @@ class _Cumulative:
     version: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Frame:
+    """Several consecutive minutes as one set of span arrays (``mi``: each span's minute in ``minutes``)."""
+
+    minutes: list[MinuteData]
+    spans: Spans
+    trace_ids: np.ndarray
+    mi: np.ndarray
+
+    @classmethod
+    def of(cls, minutes: list[MinuteData]) -> Frame:
+        offsets = np.cumsum([0] + [len(m.trace_ids) for m in minutes[:-1]])
+        parts = [m.spans for m in minutes]
+        cols = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Spans)}
+        cols["trace"] = np.concatenate([p.trace + off for p, off in zip(parts, offsets, strict=True)])
+        mi = np.repeat(np.arange(len(minutes)), [len(p) for p in parts])
+        return cls(minutes, Spans(**cols), np.concatenate([m.trace_ids for m in minutes]), mi)
+
+
 class RowBuilder:
     """Stateful (cumulative metrics) and deterministic (seeded) row factory for one run."""
 
@@ -140,6 +163,16 @@ class RowBuilder:
         self.cum = _Cumulative()
         self._const = [{k: v for k, v in plan.scenario.operation(info.ref).attributes.items()} for info in plan.ops]
         self._dynamic = [dict(plan.scenario.operation(info.ref).dynamic_attributes) for info in plan.ops]
+        self._resources: dict[tuple[str, str], str] = {}
+
+    def tables(self, minutes: list[MinuteData]) -> dict[str, pa.Table]:
+        """Every raw table's rows for consecutive minutes (empty tables left out)."""
+        f = Frame.of(minutes)
+        tables = {"spans": self.spans(f), **self.metrics(f)}
+        logs = self.logs(f)
+        if logs is not None:
+            tables["logs"] = logs
+        return {name: t for name, t in tables.items() if t.num_rows}
 
     # ---- spans -------------------------------------------------------------------------
 
@@ -183,99 +216,120 @@ class RowBuilder:
             pieces.append(piece)
         return _cat(*pieces) if pieces else None
 
-    def spans(self, m: MinuteData) -> pa.Table:
-        """Rows of table ``spans`` for the minute (server, client and batch-job spans)."""
+    def _variants(self, f: Frame) -> tuple[np.ndarray, list[tuple[int, str, dict[str, str]]], np.ndarray]:
+        """Per (minute, op): an index into the distinct (op, version, attribute changes) of the frame, the
+        list of those, and whether the op's service is dark (sends no spans yet) in that minute."""
+        ops = self.plan.ops
+        variant_of = np.empty((len(f.minutes), len(ops)), np.int64)
+        dark = np.empty((len(f.minutes), len(ops)), bool)
+        seen: dict[tuple[int, str, tuple[tuple[str, str], ...]], int] = {}
+        for k, m in enumerate(f.minutes):
+            changes: dict[int, dict[str, str]] = {}
+            for op, attr, change in m.effects.attribute_changes:
+                changes.setdefault(op, {})[attr] = change
+            for i, info in enumerate(ops):
+                key = (i, m.effects.versions[info.service], tuple(changes.get(i, {}).items()))
+                variant_of[k, i] = seen.setdefault(key, len(seen))
+                dark[k, i] = not self._traced(info.service, m.minute)
+        return variant_of, [(op, v, dict(ch)) for op, v, ch in seen], dark
+
+    def spans(self, f: Frame) -> pa.Table:
+        """Rows of table ``spans`` for the frame's minutes (server, client and batch-job spans)."""
         plan = self.plan
-        sp = m.spans
+        sp = f.spans
+        variant_of, variants, dark = self._variants(f)
         client_only = np.array([info.kind in CLIENT_ONLY_KINDS for info in plan.ops])
         keep = ~((sp.kind == KIND_SERVER) & client_only[sp.op])
-        dark = np.array([not self._traced(info.service, m.minute) for info in plan.ops])
         if dark.any():  # services whose tracing starts later send no spans yet (a client span is its caller's)
             emitter = np.where(sp.kind == KIND_CLIENT, sp.caller, sp.op)
-            keep &= ~dark[np.maximum(emitter, 0)]
-        order = np.lexsort((sp.start_ns, sp.op, sp.kind))
+            keep &= ~dark[f.mi, np.maximum(emitter, 0)]
+        var = variant_of[f.mi, sp.op]
+        order = np.lexsort((sp.start_ns, var, sp.kind))
         order = order[keep[order]]
         kinds = sp.kind[order]
-        ops = sp.op[order]
+        var = var[order]
         cause = sp.cause[order]
         n = len(order)
-        attrs = self._attribute_columns(m, kinds, ops, cause)
+        attrs = self._attribute_columns(variants, kinds, var, cause)
         start = sp.start_ns[order]
         end = sp.end_ns[order]
         parent = sp.parent_id[order]
-        services = [info.service for info in plan.ops]
-        versions = [m.effects.versions[s] for s in services]
-        res = [_j(resource_attributes(plan, s, v)) for s, v in zip(services, versions, strict=True)]
-        op_idx = pa.array(ops)
+        ops = [plan.ops[op] for op, _, _ in variants]
+        pairs = list(zip(ops, variants, strict=True))
+        var_idx = pa.array(var)
         err = cause != 0
         status_msg = np.array([None] + [STATUS_MESSAGES.get(i) for i in range(1, 5)], dtype=object)
-        cause_idx = cause.astype(np.int64)
-        events = self._events(cause, end, kinds)
+
+        def per_variant(values: list[str]) -> pa.Array:
+            return pa.DictionaryArray.from_arrays(var_idx, pa.array(values, pa.string())).cast(pa.string())
+
         table = pa.table(
             {
-                "trace_id": hex128(m.trace_ids[sp.trace[order]]),
+                "trace_id": hex128(f.trace_ids[sp.trace[order]]),
                 "span_id": hex64(sp.span_id[order]),
                 "parent_span_id": pc.if_else(pa.array(parent == 0), pa.scalar(None, pa.string()), hex64(parent)),
                 "trace_state": pa.nulls(n, pa.string()),
                 "flags": pa.array(np.where(sp.remote_parent[order], 0x300, 0x100).astype(np.uint32)),
-                "service_name": pa.DictionaryArray.from_arrays(op_idx, pa.array(services)).cast(pa.string()),
-                "service_version": pa.DictionaryArray.from_arrays(op_idx, pa.array(versions)).cast(pa.string()),
-                "span_name": pa.DictionaryArray.from_arrays(op_idx, pa.array([o.name for o in plan.ops])).cast(
-                    pa.string()
-                ),
+                "service_name": per_variant([o.service for o in ops]),
+                "service_version": per_variant([v for _, v, _ in variants]),
+                "span_name": per_variant([o.name for o in ops]),
                 "span_kind": pa.array(np.where(kinds == KIND_CLIENT, "CLIENT", "SERVER")),
                 "start_time": pa.array(start, pa.timestamp("ns")),
                 "end_time": pa.array(end, pa.timestamp("ns")),
                 "duration_ns": pa.array(end - start),
                 "status_code": pa.array(np.where(err, "ERROR", "UNSET")),
-                "status_message": pa.array(status_msg[cause_idx], pa.string()),
+                "status_message": pa.array(status_msg[cause.astype(np.int64)], pa.string()),
                 "http_route": attrs["http_route"],
                 "http_status_code": attrs["http_status_code"],
-                "events": events,
+                "events": self._events(cause, end, kinds),
                 "links": pa.nulls(n, pa.string()),
                 "dropped_attributes_count": pa.array(np.zeros(n, np.uint32)),
                 "dropped_events_count": pa.array(np.zeros(n, np.uint32)),
                 "dropped_links_count": pa.array(np.zeros(n, np.uint32)),
                 "attributes": attrs["attributes"],
-                "resource_attributes": pa.DictionaryArray.from_arrays(op_idx, pa.array(res)).cast(pa.string()),
+                "resource_attributes": per_variant([self._resource_json(o.service, v) for o, (_, v, _) in pairs]),
                 "resource_schema_url": pa.nulls(n, pa.string()),
-                "scope_name": pa.array(np.full(n, SCOPE_NAME)),
-                "scope_version": pa.array(np.full(n, SCOPE_VERSION)),
+                "scope_name": pa.repeat(pa.scalar(SCOPE_NAME), n),
+                "scope_version": pa.repeat(pa.scalar(SCOPE_VERSION), n),
                 "scope_attributes": pa.nulls(n, pa.string()),
             }
-        )
-        jobs = self._job_spans(m)
-        if jobs is not None:
-            table = pa.concat_tables([table.cast(SCHEMAS["spans"]), jobs])
-        return table.cast(SCHEMAS["spans"])
+        ).cast(SCHEMAS["spans"])
+        if len(f.minutes) > 1:  # minute by minute, as a per-minute run stores them (time-ordered row groups)
+            table = table.take(pa.array(np.argsort(f.mi[order], kind="stable")))
+        jobs = [t for t in (self._job_spans(m) for m in f.minutes) if t is not None]
+        return pa.concat_tables([table, *jobs]) if jobs else table
+
+    def _resource_json(self, service: str, version: str) -> str:
+        key = (service, version)
+        text = self._resources.get(key)
+        if text is None:
+            text = self._resources[key] = _j(resource_attributes(self.plan, service, version))
+        return text
 
     def _attribute_columns(
-        self, m: MinuteData, kinds: np.ndarray, ops: np.ndarray, cause: np.ndarray
+        self, variants: list[tuple[int, str, dict[str, str]]], kinds: np.ndarray, var: np.ndarray, cause: np.ndarray
     ) -> dict[str, pa.Array]:
-        """attributes / http_route / http_status_code for spans sorted by (kind, op)."""
+        """attributes / http_route / http_status_code for spans sorted by (kind, variant)."""
         plan = self.plan
-        n = len(ops)
-        changes_by_op: dict[int, dict[str, str]] = {}
-        for op, attr, change in m.effects.attribute_changes:
-            changes_by_op.setdefault(op, {})[attr] = change
+        n = len(var)
         attributes: list[pa.Array] = []
         routes: list[pa.Array] = []
         codes: list[pa.Array] = []
-        # group boundaries of (kind, op)
-        key = kinds.astype(np.int64) * 100_000 + ops
+        # group boundaries of (kind, variant)
+        key = kinds.astype(np.int64) * (len(variants) + 1) + var
         bounds = np.flatnonzero(np.diff(key)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [n]])
         for lo, hi in zip(starts, ends, strict=True):
             if hi <= lo:
                 continue
-            op = int(ops[lo])
+            op, _, changes = variants[int(var[lo])]
             kind = int(kinds[lo])
             info = plan.ops[op]
             base = _base_attrs(info, kind, info.service)
             head = "{" + _j(base)[1:-1]
-            consts = {k: v for k, v in self._const[op].items() if changes_by_op.get(op, {}).get(k) != "vanish"}
-            for k, change in changes_by_op.get(op, {}).items():
+            consts = {k: v for k, v in self._const[op].items() if changes.get(k) != "vanish"}
+            for k, change in changes.items():
                 if change == "type" and k in consts:
                     consts[k] = str(consts[k]) if not isinstance(consts[k], str) else len(str(consts[k]))
             const_json = "," + _j(consts)[1:-1] if consts else ""
@@ -289,7 +343,7 @@ class RowBuilder:
             status_piece = pc.if_else(pa.array(has_status), _cat(f",{_j(_status_key(info))}:", _text(status)), "")
             parts: list[str | pa.Array] = [head, status_piece, const_json]
             if kind == KIND_SERVER:
-                dyn = self._dynamic_json(op, hi - lo, changes_by_op.get(op, {}))
+                dyn = self._dynamic_json(op, hi - lo, changes)
                 if dyn is not None:
                     parts.append(dyn)
             attributes.append(_cat(*parts, "}"))
@@ -388,19 +442,20 @@ class RowBuilder:
             return pa.repeat(pa.scalar("".join(p for p in parts if isinstance(p, str)), pa.string()), n)
         return _cat(*parts)
 
-    def logs(self, m: MinuteData) -> pa.Table | None:
+    def logs(self, f: Frame) -> pa.Table | None:
         """Rows of table ``logs``: statements of served requests plus new-template faults."""
         plan = self.plan
-        sp = m.spans
+        sp = f.spans
         chunks: list[dict[str, object]] = []
         server = sp.kind == KIND_SERVER
         for i, info in enumerate(plan.ops):
             statements = plan.scenario.operation(info.ref).logs
             if not statements or not plan.scenario.services[info.service].export.logs:
                 continue
-            if not self._traced(info.service, m.minute):
+            traced = np.array([self._traced(info.service, m.minute) for m in f.minutes])
+            if not traced.any():
                 continue
-            mine = np.flatnonzero(server & (sp.op == i))
+            mine = np.flatnonzero(server & (sp.op == i) & traced[f.mi])
             for st in statements:
                 if st.on == "error":
                     pool = mine[sp.cause[mine] != 0]
@@ -410,64 +465,58 @@ class RowBuilder:
                     pool = mine
                 chosen = pool[self.rng.random(len(pool)) < st.prob]
                 if len(chosen):
-                    chunks.append(
-                        self._log_chunk(
-                            m,
-                            info.service,
-                            chosen,
-                            template=st.template,
-                            severity=st.severity,
-                            with_trace=st.trace_context,
-                        )
-                    )
-        for fault in m.effects.new_templates:
-            service = fault.target.partition(":")[0]
-            if not plan.scenario.services[service].export.logs:
-                continue
-            svc = plan.services.index(service)
-            pool = np.flatnonzero(server & (np.array([plan.services.index(o.service) for o in plan.ops])[sp.op] == svc))
-            k = min(int(self.rng.poisson(fault.magnitude)), len(pool))
-            if k and fault.template:
-                chosen = np.sort(self.rng.choice(pool, k, replace=False))
-                chunks.append(
-                    self._log_chunk(
-                        m, service, chosen, template=fault.template, severity=fault.severity, with_trace=True
-                    )
-                )
+                    chunks.append(self._log_chunk(f, info.service, chosen, template=st.template,
+                                                  severity=st.severity, with_trace=st.trace_context))  # fmt: skip
+        op_service = np.array([plan.services.index(o.service) for o in plan.ops])
+        for k, m in enumerate(f.minutes):
+            for fault in m.effects.new_templates:
+                service = fault.target.partition(":")[0]
+                if not plan.scenario.services[service].export.logs:
+                    continue
+                pool = np.flatnonzero(server & (f.mi == k) & (op_service[sp.op] == plan.services.index(service)))
+                n = min(int(self.rng.poisson(fault.magnitude)), len(pool))
+                if n and fault.template:
+                    chosen = np.sort(self.rng.choice(pool, n, replace=False))
+                    chunks.append(self._log_chunk(f, service, chosen, template=fault.template,
+                                                  severity=fault.severity, with_trace=True))  # fmt: skip
         if not chunks:
             return None
         tables = [pa.table(c) for c in chunks]  # type: ignore[arg-type]
         return pa.concat_tables(tables).cast(SCHEMAS["logs"])
 
     def _log_chunk(
-        self, m: MinuteData, service: str, spans: np.ndarray, *, template: str, severity: str, with_trace: bool
+        self, f: Frame, service: str, spans: np.ndarray, *, template: str, severity: str, with_trace: bool
     ) -> dict[str, object]:
-        sp = m.spans
+        sp = f.spans
         n = len(spans)
         t = sp.end_ns[spans]
-        version = m.effects.versions[service]
+        versions = [m.effects.versions[service] for m in f.minutes]
+        minute = pa.array(f.mi[spans])
         durations = (sp.end_ns[spans] - sp.start_ns[spans]) / 1e6
         none = pa.nulls(n, pa.string())
 
         def const(value: str) -> pa.Array:
             return pa.repeat(pa.scalar(value, pa.string()), n)
 
+        def per_minute(values: list[str]) -> pa.Array:
+            return pa.DictionaryArray.from_arrays(minute, pa.array(values, pa.string())).cast(pa.string())
+
         return {
             "time": pa.array(t, pa.timestamp("ns")),
             "observed_time": pa.array(t, pa.timestamp("ns")),
             "service_name": const(service),
-            "service_version": const(version),
+            "service_version": per_minute(versions),
             "severity_number": pa.array(np.full(n, SEVERITY_NUMBERS[severity], np.int32)),
             "severity_text": const(severity),
             "body": self._render(template, durations),
             "body_type": const("string"),
             "event_name": none,
-            "trace_id": hex128(m.trace_ids[sp.trace[spans]]) if with_trace else none,
+            "trace_id": hex128(f.trace_ids[sp.trace[spans]]) if with_trace else none,
             "span_id": hex64(sp.span_id[spans]) if with_trace else none,
             "flags": pa.array(np.full(n, 1 if with_trace else 0, np.uint32)),
             "dropped_attributes_count": pa.array(np.zeros(n, np.uint32)),
             "attributes": const("{}"),
-            "resource_attributes": const(_j(resource_attributes(self.plan, service, version))),
+            "resource_attributes": per_minute([self._resource_json(service, v) for v in versions]),
             "resource_schema_url": none,
             "scope_name": const(SCOPE_NAME),
             "scope_version": const(SCOPE_VERSION),
@@ -497,57 +546,81 @@ class RowBuilder:
             "start_time": start_ns,
             "flags": 0,
             "attributes": _j(attrs),
-            "resource_attributes": _j(resource_attributes(self.plan, service, version)),
+            "resource_attributes": self._resource_json(service, version),
             "scope_name": SCOPE_NAME,
             "scope_version": SCOPE_VERSION,
         }
 
-    def metrics(self, m: MinuteData) -> dict[str, pa.Table]:
-        """Rows of the metric tables for the minute (one point per series)."""
+    def metrics(self, f: Frame) -> dict[str, pa.Table]:
+        """Rows of the metric tables for the frame's minutes (one point per series and minute)."""
+        hist: list[dict[str, object]] = []
+        points: list[dict[str, object]] = []
+        exp: list[dict[str, object]] = []
+        for m in f.minutes:
+            self._minute_metrics(m, hist, points)
+            points += self._counter_points(m)
+            exp += self._job_metrics(m, hist)
+        out = {
+            "histogram_points": pa.Table.from_pylist(hist, schema=SCHEMAS["histogram_points"]),
+            "metric_points": pa.Table.from_pylist(points, schema=SCHEMAS["metric_points"]),
+        }
+        if exp:
+            out["exp_histogram_points"] = pa.Table.from_pylist(exp, schema=SCHEMAS["exp_histogram_points"])
+        return out
+
+    def _minute_metrics(self, m: MinuteData, hist: list[dict[str, object]], points: list[dict[str, object]]) -> None:
+        """Histogram and gauge points of one minute (appended to ``hist`` and ``points``)."""
         plan = self.plan
         sp = m.spans
         t_end = m.start_ns + 60_000_000_000
         for service in plan.services:
             self._restart_if_deployed(service, m.effects.versions[service], m.start_ns)
-        hist: list[dict[str, object]] = []
-        points: list[dict[str, object]] = []
-        server = sp.kind == KIND_SERVER
-        dur_s = (sp.end_ns - sp.start_ns) / 1e9
-        bounds = np.array(DURATION_BOUNDS_S)
+        # per operation at once: bucket counts, sums, extremes and the slowest span (the exemplar) of the minute
+        srv = np.flatnonzero(sp.kind == KIND_SERVER)
+        n_ops, width = len(plan.ops), len(DURATION_BOUNDS_S) + 1
+        op_of, d_all = sp.op[srv].astype(np.int64), (sp.end_ns[srv] - sp.start_ns[srv]) / 1e9
+        bucket = np.searchsorted(np.array(DURATION_BOUNDS_S), d_all, side="left")
+        new_counts = np.bincount(op_of * width + bucket, minlength=n_ops * width).reshape(n_ops, width)
+        n_of = np.bincount(op_of, minlength=n_ops)
+        sum_of = np.bincount(op_of, weights=d_all, minlength=n_ops)
+        by_op = np.lexsort((d_all, op_of))  # per operation, slowest last
+        first = np.minimum(np.cumsum(n_of) - n_of, max(len(srv) - 1, 0))
+        min_of = d_all[by_op[first]] if len(srv) else np.zeros(n_ops)
+        slowest_of = srv[by_op[(np.cumsum(n_of) - 1)[n_of > 0]]]
+        slowest = dict(zip(np.flatnonzero(n_of > 0).tolist(), slowest_of.tolist(), strict=True))
         for i, info in enumerate(plan.ops):
             export = plan.scenario.services[info.service].export
             if not (export.histograms or export.gauges):
                 continue
             version = m.effects.versions[info.service]
             start = self.cum.start_ns[info.service]
-            mine = np.flatnonzero(server & (sp.op == i))
-            d = dur_s[mine]
             key = (info.service, i)
-            counts = self.cum.counts.setdefault(key, np.zeros(len(bounds) + 1, dtype=np.int64))
-            counts += np.bincount(np.searchsorted(bounds, d, side="left"), minlength=len(bounds) + 1)
-            self.cum.sums[key] = self.cum.sums.get(key, 0.0) + float(d.sum())
-            if len(d):
-                self.cum.mins[key] = min(self.cum.mins.get(key, np.inf), float(d.min()))
-                self.cum.maxs[key] = max(self.cum.maxs.get(key, -np.inf), float(d.max()))
+            counts = self.cum.counts.setdefault(key, np.zeros(width, dtype=np.int64))
+            counts += new_counts[i]
+            self.cum.sums[key] = self.cum.sums.get(key, 0.0) + float(sum_of[i])
+            exemplars = None
+            if i in slowest:
+                top = slowest[i]
+                d_top = float((sp.end_ns[top] - sp.start_ns[top]) / 1e9)
+                self.cum.mins[key] = min(self.cum.mins.get(key, np.inf), float(min_of[i]))
+                self.cum.maxs[key] = max(self.cum.maxs.get(key, -np.inf), d_top)
+                hi, lo = m.trace_ids[sp.trace[top]]
+                exemplars = _j(
+                    [
+                        {
+                            "time_unix_nano": int(sp.end_ns[top]),
+                            "value": d_top,
+                            "trace_id": f"{int(hi):016x}{int(lo):016x}",
+                            "span_id": f"{int(sp.span_id[top]):016x}",
+                            "filtered_attributes": {},
+                        }
+                    ]
+                )
             attrs: dict[str, object] = (
                 {"http.request.method": info.method, "http.route": _route(info)}
                 if info.kind == "http"
                 else {"rpc.method": info.name}
             )
-            exemplars = None
-            if len(mine):
-                slowest = mine[int(np.argmax(d))]
-                exemplars = _j(
-                    [
-                        {
-                            "time_unix_nano": int(sp.end_ns[slowest]),
-                            "value": float(dur_s[slowest]),
-                            "trace_id": hex128(m.trace_ids[[sp.trace[slowest]]])[0].as_py(),
-                            "span_id": f"{int(sp.span_id[slowest]):016x}",
-                            "filtered_attributes": {},
-                        }
-                    ]
-                )
             name = DURATION_METRICS.get(info.kind, "rpc.server.call.duration")
             if export.histograms:
                 hist.append(
@@ -565,7 +638,7 @@ class RowBuilder:
                 )
             op_attrs = {"operation": info.name}
             lam = m.arrivals_per_op[i] / 60.0
-            mean_s = float(d.mean()) if len(d) else 0.0
+            mean_s = float(sum_of[i] / n_of[i]) if n_of[i] else 0.0
             gauges = (
                 (
                     "temporal.task_queue.backlog" if info.kind == "workflow" else "queue.depth",
@@ -588,20 +661,6 @@ class RowBuilder:
                         "exemplars": None,
                     }
                 )
-        points += self._counter_points(m)
-        out = {
-            "histogram_points": pa.Table.from_pylist(hist, schema=SCHEMAS["histogram_points"]),
-            "metric_points": pa.Table.from_pylist(points, schema=SCHEMAS["metric_points"]),
-        }
-        hist_out: list[dict[str, object]] = []
-        exp = self._job_metrics(m, hist_out)
-        if hist_out:
-            out["histogram_points"] = pa.concat_tables(
-                [out["histogram_points"], pa.Table.from_pylist(hist_out, schema=SCHEMAS["histogram_points"])]
-            )
-        if exp:
-            out["exp_histogram_points"] = pa.Table.from_pylist(exp, schema=SCHEMAS["exp_histogram_points"])
-        return out
 
     def _counter_points(self, m: MinuteData) -> list[dict[str, object]]:
         """Cumulative business-counter points of the minute."""

@@ -84,16 +84,47 @@ def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
         yield {name: values[i] for name, values in cols.items()}
 
 
-class _Resources:
-    """One SDK Resource object per distinct resource JSON (the exporter groups by identity)."""
+class SdkRecords:
+    """Rows turned back into OpenTelemetry SDK objects, one ``Resource`` per distinct resource JSON and one
+    ``InstrumentationScope`` per scope (the exporters group by identity)."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, Resource] = {}
+        self.resources: dict[str, Resource] = {}
+        self.scopes: dict[tuple[str, str], InstrumentationScope] = {}
 
-    def __call__(self, resource_json: str) -> Resource:
-        if resource_json not in self._cache:
-            self._cache[resource_json] = Resource(orjson.loads(resource_json))
-        return self._cache[resource_json]
+    def resource(self, resource_json: str) -> Resource:
+        if resource_json not in self.resources:
+            self.resources[resource_json] = Resource(orjson.loads(resource_json))
+        return self.resources[resource_json]
+
+    def scope(self, name: str, version: str) -> InstrumentationScope:
+        return self.scopes.setdefault((name, version), InstrumentationScope(name, version))
+
+    def spans(self, table: pa.Table) -> list[ReadableSpan]:
+        """SDK spans of rows of table ``spans``."""
+        out: list[ReadableSpan] = []
+        for r in _rows(table):
+            parent = None
+            if r["parent_span_id"]:
+                remote = bool(r["flags"] & 0x200)
+                parent = SpanContext(int(r["trace_id"], 16), int(r["parent_span_id"], 16), remote)
+            events = [Event(e["name"], e["attributes"], e["time_unix_nano"]) for e in orjson.loads(r["events"] or "[]")]
+            out.append(
+                ReadableSpan(
+                    name=r["span_name"],
+                    context=SpanContext(int(r["trace_id"], 16), int(r["span_id"], 16), False, TraceFlags(1)),
+                    parent=parent,
+                    resource=self.resource(r["resource_attributes"]),
+                    attributes=orjson.loads(r["attributes"]),
+                    events=events,
+                    kind=_KINDS[r["span_kind"]],
+                    status=Status(_STATUS[r["status_code"]], r["status_message"]),
+                    start_time=r["start_time"],
+                    end_time=r["end_time"],
+                    instrumentation_scope=self.scope(r["scope_name"], r["scope_version"]),
+                )
+            )
+        return out
 
 
 class OtlpSink:
@@ -105,48 +136,18 @@ class OtlpSink:
         self.metrics = OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=timeout_s)
         self.logs = OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=timeout_s)
         self.batch = batch
-        self.resources = _Resources()
-        self.scopes: dict[tuple[str, str], InstrumentationScope] = {}
-
-    def _scope(self, name: str, version: str) -> InstrumentationScope:
-        return self.scopes.setdefault((name, version), InstrumentationScope(name, version))
+        self.sdk = SdkRecords()
 
     def write(self, tables: dict[str, pa.Table]) -> None:
         if "spans" in tables:
-            self._spans(tables["spans"])
+            spans = self.sdk.spans(tables["spans"])
+            for i in range(0, len(spans), self.batch):
+                self._send_spans(spans[i : i + self.batch])
         if "logs" in tables:
             self._logs(tables["logs"])
         metric_tables = {k: v for k, v in tables.items() if k.endswith("_points")}
         if metric_tables:
             self._metrics(metric_tables)
-
-    def _spans(self, table: pa.Table) -> None:
-        batch: list[ReadableSpan] = []
-        for r in _rows(table):
-            parent = None
-            if r["parent_span_id"]:
-                remote = bool(r["flags"] & 0x200)
-                parent = SpanContext(int(r["trace_id"], 16), int(r["parent_span_id"], 16), remote)
-            events = [Event(e["name"], e["attributes"], e["time_unix_nano"]) for e in orjson.loads(r["events"] or "[]")]
-            span = ReadableSpan(
-                name=r["span_name"],
-                context=SpanContext(int(r["trace_id"], 16), int(r["span_id"], 16), False, TraceFlags(1)),
-                parent=parent,
-                resource=self.resources(r["resource_attributes"]),
-                attributes=orjson.loads(r["attributes"]),
-                events=events,
-                kind=_KINDS[r["span_kind"]],
-                status=Status(_STATUS[r["status_code"]], r["status_message"]),
-                start_time=r["start_time"],
-                end_time=r["end_time"],
-                instrumentation_scope=self._scope(r["scope_name"], r["scope_version"]),
-            )
-            batch.append(span)
-            if len(batch) >= self.batch:
-                self._send_spans(batch)
-                batch = []
-        if batch:
-            self._send_spans(batch)
 
     def _send_spans(self, batch: list[ReadableSpan]) -> None:
         if self.spans.export(batch) != SpanExportResult.SUCCESS:
@@ -166,8 +167,8 @@ class OtlpSink:
                 body=r["body"],
                 attributes=orjson.loads(r["attributes"]),
             )
-            resource = self.resources(r["resource_attributes"])
-            batch.append(ReadableLogRecord(record, resource, self._scope(r["scope_name"], r["scope_version"])))
+            resource = self.sdk.resource(r["resource_attributes"])
+            batch.append(ReadableLogRecord(record, resource, self.sdk.scope(r["scope_name"], r["scope_version"])))
         for i in range(0, len(batch), self.batch):
             if self.logs.export(batch[i : i + self.batch]).name != "SUCCESS":
                 raise ExportError("the OTLP log exporter gave up on a batch")
@@ -184,8 +185,8 @@ class OtlpSink:
             sdk_metrics = [_metric(table, name, unit, rows) for (table, name, unit), rows in metrics.items()]
             resource_metrics.append(
                 ResourceMetrics(
-                    self.resources(res_json),
-                    [ScopeMetrics(self._scope(scope_name, scope_version), sdk_metrics, "")],
+                    self.sdk.resource(res_json),
+                    [ScopeMetrics(self.sdk.scope(scope_name, scope_version), sdk_metrics, "")],
                     "",
                 )
             )

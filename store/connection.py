@@ -133,21 +133,6 @@ class Store:
                 deleted[table] = int(row[0]) if row else 0
         return deleted
 
-    def append_raw_from(self, path: str | Path) -> None:
-        """Append every raw row of another store file (parallel simulation segments), one transaction."""
-        with self._lock:
-            self._con.execute("ATTACH ? AS _segment (READ_ONLY)", [str(path)])
-            try:
-                self._con.execute("BEGIN")
-                for table in RAW_TABLES:
-                    self._con.execute(f"INSERT INTO {table} SELECT * FROM _segment.{table}")
-                self._con.execute("COMMIT")
-            except Exception:
-                self._con.execute("ROLLBACK")
-                raise
-            finally:
-                self._con.execute("DETACH _segment")
-
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A reader cursor on the same database (its own transaction context)."""
         return self._con.cursor()

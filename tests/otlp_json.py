@@ -7,6 +7,7 @@ import base64
 import copy
 from typing import Any
 
+import orjson
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -31,6 +32,24 @@ def _hex_ids_to_base64(node: Any) -> Any:
     if isinstance(node, list):
         return [_hex_ids_to_base64(v) for v in node]
     return node
+
+
+def _base64_ids_to_hex(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: base64.b64decode(v).hex() if k in _ID_KEYS and isinstance(v, str) else _base64_ids_to_hex(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_base64_ids_to_hex(v) for v in node]
+    return node
+
+
+def proto_to_json_bytes(message: Any, *, enums_as_integers: bool = True) -> bytes:
+    """The OTLP/JSON body of a protobuf export request: proto3 JSON with ids in hex (as OTLP/JSON spells them)."""
+    return orjson.dumps(
+        _base64_ids_to_hex(json_format.MessageToDict(message, use_integers_for_enums=enums_as_integers))
+    )
 
 
 def json_to_proto_bytes(signal: str, doc: dict[str, Any]) -> bytes:

@@ -3,16 +3,12 @@ span is either stored (with sane derived columns) or rejected with a reason."""
 
 from __future__ import annotations
 
-import base64
-from typing import Any
-
-import orjson
-from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from otlp_json import proto_to_json_bytes
 
 from collector.decode_json import decode_json
 from collector.decode_proto import decode_proto
@@ -56,22 +52,6 @@ def _spans(draw: st.DrawFn) -> Span:
     return span
 
 
-def _to_otlp_json(req: ExportTraceServiceRequest) -> bytes:
-    doc: dict[str, Any] = json_format.MessageToDict(req)
-
-    def hexify(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {
-                k: base64.b64decode(v).hex() if k in ("traceId", "spanId", "parentSpanId") else hexify(v)
-                for k, v in node.items()
-            }
-        if isinstance(node, list):
-            return [hexify(v) for v in node]
-        return node
-
-    return orjson.dumps(hexify(doc))
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_spans(), min_size=1, max_size=8), _attrs)
 def test_protobuf_and_json_decoders_agree(spans: list[Span], resource_attrs: list[KeyValue]) -> None:
@@ -80,7 +60,7 @@ def test_protobuf_and_json_decoders_agree(spans: list[Span], resource_attrs: lis
     rs.resource.attributes.extend(resource_attrs)
     rs.scope_spans.add().spans.extend(spans)
     from_proto = decode_proto("traces", req.SerializeToString())
-    from_json = decode_json("traces", _to_otlp_json(req))
+    from_json = decode_json("traces", proto_to_json_bytes(req, enums_as_integers=False))
     assert from_proto.accepted + from_proto.rejected == len(spans)
     assert (from_json.accepted, from_json.rejected) == (from_proto.accepted, from_proto.rejected)
     assert len(from_proto.errors) == min(from_proto.rejected, 5)
