@@ -39,6 +39,9 @@ the true and the fitted servers.
 Ends with ``twin_edge_precision= twin_edge_recall= twin_behaviour_err= twin_verdict_agreement=``
 (the agreement over the library and the random verdict pairs).
 
+Over 450 lines because a benchmark script is self-contained by design: each section (recovery,
+verdicts, daily profile, saturation) builds its own worlds and prints its own table.
+
     .venv/bin/python benchmarks/twin.py [--minutes 60] [--rate 8] [--worlds 6] [--random-verdicts 7100,7101]
 """
 
