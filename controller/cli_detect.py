@@ -8,13 +8,15 @@ override the configuration for this run.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 import orjson
 
 from controller.cli_support import common_options, format_table, parse_duration, settings_for
 from controller.jobs import detect as detect_configured
 from controller.jobs import plane_for
-from detectors.findings import finding_dict
+from detectors.findings import Finding, finding_dict
 from detectors.registry import BY_NAME
 from store.connection import Store, open_readonly
 from store.errors import StoreError
@@ -47,6 +49,8 @@ def detect(  # noqa: PLR0917  click passes every option as an argument
         con = store.cursor()
         plane.rollup(con)
         done = detect_configured(con, settings, chosen, plane=plane)
+        units: dict[tuple[str | None, str], str | None] = {}
+        effects = {id(f): _effect_in_unit(con, f, units) for f in done.findings} if done is not None else {}
     except StoreError as exc:  # ClickHouse down or not the exporter's schema: the reason, no traceback
         raise click.ClickException(str(exc)) from None
     finally:
@@ -60,9 +64,19 @@ def detect(  # noqa: PLR0917  click passes every option as an argument
         click.echo(orjson.dumps([finding_dict(f) for f in found], option=orjson.OPT_INDENT_2, default=str).decode())
         return
     for f in sorted(found, key=lambda f: (severity_rank(f.severity), f.q_value)):
-        click.echo(f"{f.severity:8s} {f.detector:18s} {f.signal.label():48s} {f.effect_text:40s} q={f.q_value:.1e}")
+        click.echo(f"{f.severity:8s} {f.detector:18s} {f.signal.label():48s} {effects[id(f)]:40s} q={f.q_value:.1e}")
     click.echo(
         f"{len(found)} findings ({counts['new']} new, {counts['updated']} updated, {counts['resolved']} resolved)"
+    )
+
+
+def _effect_in_unit(con: Any, f: Finding, units: dict[tuple[str | None, str], str | None]) -> str:
+    """The effect text as users read it: a metric's numbers in its declared unit."""
+    from reports.read import effect_in_unit
+
+    k = f.signal
+    return effect_in_unit(
+        con, f.effect_text, k.kind, service=k.service, metric=k.metric, before=f.before, after=f.after, units=units
     )
 
 

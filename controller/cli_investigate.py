@@ -47,7 +47,7 @@ def _request(con: Any, finding_id: str | None, alert: str | None) -> Request:
     found = store_findings.finding(con, finding_id) if finding_id is not None else None
     if found is None:
         raise click.ClickException(f"no finding {finding_id!r} (see `driftscope findings`)")
-    return finding_request(found, source="manual")
+    return finding_request(con, found, source="manual")
 
 
 def _twin_trials(work_dir: str) -> WhatIfFactory:

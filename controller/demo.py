@@ -289,13 +289,21 @@ def wait_for_detection(
     )
 
 
-def write_report(store_path: Path, out_dir: Path) -> dict[str, Path]:
-    """The drift report of the last day of data (HTML, Markdown, JSON); returns the paths by form."""
+def write_report(store_path: Path, out_dir: Path, findings: list[dict[str, Any]]) -> dict[str, Path]:
+    """The drift report of the last day of data (HTML, Markdown, JSON); returns the paths by form.
+    Puts each of ``findings`` (API answers) metric effect text in the unit its points declare."""
     from reports import generate_report
+    from reports.read import effect_in_unit
 
     store = Store(store_path)
     try:
-        _, paths = generate_report(store.cursor(), out_dir, window_s=86_400.0)
+        con = store.cursor()
+        _, paths = generate_report(con, out_dir, window_s=86_400.0)
+        units: dict[tuple[str | None, str], str | None] = {}
+        for f in findings:
+            f["effect_text"] = effect_in_unit(con, f["effect_text"], f["kind"], service=f.get("service"),
+                                              metric=f.get("metric"), before=f.get("before"), after=f.get("after"),
+                                              units=units)  # fmt: skip
     finally:
         store.close()
     return dict(paths)
@@ -328,6 +336,6 @@ def run_demo(plan: DemoPlan, store_path: Path, out_dir: Path, echo: Echo) -> Dem
     if code != 0:
         raise click.ClickException(f"the service exited with status {code}; see {service.log}")
     t3 = time.perf_counter()
-    result.report_paths = write_report(store_path, out_dir)
+    result.report_paths = write_report(store_path, out_dir, result.findings)
     result.seconds["report"] = time.perf_counter() - t3
     return result

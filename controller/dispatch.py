@@ -26,6 +26,7 @@ from investigations.environment import Trigger
 from investigations.policy import Policy
 from investigations.run import Outcome, investigate
 from investigations.snapshot import IncidentWindow
+from reports.read import effect_in_unit
 from simulator.patches import Patch
 from store import dispatch as store_dispatch
 from store import findings as store_findings
@@ -160,15 +161,24 @@ class Dispatcher:
 
 def finding_requests(con: duckdb.DuckDBPyConnection, lookback_s: float = 600.0) -> list[Request]:
     """A request for every open finding (the dispatcher then applies severity, persistence, cooldown)."""
-    return [finding_request(f, lookback_s) for f in store_findings.open_findings(con)]
+    units: dict[tuple[str | None, str], str | None] = {}
+    return [finding_request(con, f, lookback_s, units=units) for f in store_findings.open_findings(con)]
 
 
-def finding_request(f: FindingRecord, lookback_s: float = 600.0, source: str = "finding") -> Request:
+def finding_request(
+    con: duckdb.DuckDBPyConnection,
+    f: FindingRecord,
+    lookback_s: float = 600.0,
+    source: str = "finding",
+    units: dict[tuple[str | None, str], str | None] | None = None,
+) -> Request:
     """A request to investigate finding ``f``: from ``lookback_s`` before its change to its window end
-    (at least 15 minutes)."""
+    (at least 15 minutes), titled with its effect in units (``units`` caches metric unit lookups)."""
     start = f.start_ns - int(lookback_s * NS_PER_S)
     end = max(f.window_end_ns, start + 15 * 60 * NS_PER_S)
-    title = f"{f.service or '?'} {f.operation or ''}: {f.effect_text} ({f.detector})".replace("  ", " ")
+    effect = effect_in_unit(con, f.effect_text, f.kind, service=f.service, metric=f.metric, before=f.before,
+                            after=f.after, units=units)  # fmt: skip
+    title = f"{f.service or '?'} {f.operation or ''}: {effect} ({f.detector})".replace("  ", " ")
     return Request(source, f.fingerprint, title, start, end, f.severity, f.runs, f.id, f.service, f.operation)
 
 

@@ -62,6 +62,27 @@ def counterexamples(evidence: dict[str, Any]) -> Counterexamples:
     )
 
 
+def effect_in_unit(
+    con: duckdb.DuckDBPyConnection,
+    effect_text: str,
+    kind: str,
+    *,
+    service: str | None,
+    metric: str | None,
+    before: float | None,
+    after: float | None,
+    units: dict[tuple[str | None, str], str | None] | None = None,
+) -> str:
+    """A finding's effect text with a metric's numbers in the unit its points declare (``units`` caches
+    the lookups by (service, metric) across findings); span kinds already carry theirs."""
+    if not metric or not kind.startswith(("gauge", "histogram")):
+        return effect_text
+    cache = {} if units is None else units
+    if (service, metric) not in cache:
+        cache[(service, metric)] = store_rollups.metric_unit(con, service, metric)
+    return effect_with_unit(effect_text, kind, before, after, cache[(service, metric)])
+
+
 def read_findings(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> list[FindingView]:
     """Findings whose detection window overlaps [start_ns, end_ns), any status, most severe first; a
     metric's effect text in the unit its points declare (``reports.units``).
@@ -71,14 +92,18 @@ def read_findings(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) ->
     records = store_findings.findings_in_window(con, start_ns, end_ns)
     links = investigation_links(con, [r.id for r in records])
     units: dict[tuple[str | None, str], str | None] = {}
-    for r in records:
-        if r.metric and (r.service, r.metric) not in units:
-            units[(r.service, r.metric)] = store_rollups.metric_unit(con, r.service, r.metric)
     return [
         FindingView(
             **{f.name: getattr(r, f.name) for f in fields(r) if f.name != "effect_text"},
-            effect_text=effect_with_unit(
-                r.effect_text, r.kind, r.before, r.after, units.get((r.service, r.metric)) if r.metric else None
+            effect_text=effect_in_unit(
+                con,
+                r.effect_text,
+                r.kind,
+                service=r.service,
+                metric=r.metric,
+                before=r.before,
+                after=r.after,
+                units=units,
             ),
             category=category(r.detector),
             counterexamples=counterexamples(r.evidence),

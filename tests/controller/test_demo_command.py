@@ -22,6 +22,8 @@ def test_a_short_demo_finds_the_payment_regression_and_writes_the_report(tmp_pat
     assert "Charge" in html.read_text(encoding="utf-8")
     assert re.search(r"history \d+ s, stream \d+ s, detect \d+ s, report \d+ s", done.stdout)  # phase times
     assert "▕" not in done.stdout + done.stderr  # no DuckDB progress bar in the output
+    metric_lines = [line for line in done.stdout.splitlines() if " histogram_p" in line or " value " in line]
+    assert all(re.search(r"\d (ms|B|s)\b", line) for line in metric_lines), metric_lines  # metric effects in units
     links = re.findall(r'href="([^"#]+)"', html.read_text(encoding="utf-8"))
     assert links and all((html.parent / link).resolve().is_file() for link in links)  # every link resolves
     con = duckdb.connect(str(store), read_only=True)
