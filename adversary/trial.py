@@ -163,9 +163,11 @@ def _run(world: World, work: Path, config: TrialConfig) -> TrialResult:
         rollup_all(con)
         start_ns = world.start_ns()
         end_ns = start_ns + world.window_end_min * NS_MIN
-        # what `driftscope detect` runs on this store: the window ends at the newest rolled-up minute
+        # what `driftscope detect` runs on this store, over the world's window: queued work still
+        # running when arrivals stop at its end spills a few minutes of stragglers past it, and a
+        # window ending at the newest of those would see every entry point fall silent
         run = run_detection(con, window_s=(end_ns - start_ns) / 1e9, history_s=world.history_min * 60,
-                            resolve_after_s=1800.0)  # fmt: skip
+                            resolve_after_s=1800.0, end_ns=end_ns)  # fmt: skip
         if run is None:
             raise RuntimeError(f"world {world.seed}: nothing rolled up")
         window, found = run.window, run.findings

@@ -95,13 +95,17 @@ class Window:
     resolution_s: int = 60
 
 
-def data_window(con: duckdb.DuckDBPyConnection, *, hours: float, resolution_s: int = 60) -> Window:
-    """The last ``hours`` of rolled-up span data (data time, never the wall clock; ``store.raw``)."""
-    end_ns = rollup_end(con)
-    if end_ns is None:
+def data_window(
+    con: duckdb.DuckDBPyConnection, *, hours: float, resolution_s: int = 60, end_ns: int | None = None
+) -> Window:
+    """The last ``hours`` of rolled-up span data (data time, never the wall clock; ``store.raw``),
+    or the ``hours`` before ``end_ns`` (data after it is ignored) when given."""
+    newest = rollup_end(con)
+    if newest is None:
         raise ValueError("no rollups yet: run the rollup first")
-    start_ns = end_ns - round(hours * 3600 * 1_000_000) * 1_000
-    return Window(naive_from_ns(start_ns), naive_from_ns(end_ns), resolution_s)
+    end = newest if end_ns is None else end_ns
+    start = end - round(hours * 3600 * 1_000_000) * 1_000
+    return Window(naive_from_ns(start), naive_from_ns(end), resolution_s)
 
 
 def _bucket(resolution_s: int, column: str = "minute") -> str:

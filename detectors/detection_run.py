@@ -49,8 +49,10 @@ def run_detection(
     resolve_after_s: float,
     spec: str = "",
     detectors: tuple[str, ...] = (),
+    end_ns: int | None = None,
 ) -> DetectionRun | None:
-    """Detect over the ``window_s`` seconds ending at the newest rolled-up minute and write the findings.
+    """Detect over the ``window_s`` seconds ending at the newest rolled-up minute (or at ``end_ns``,
+    ignoring newer data: a replay as of that time) and write the findings.
 
     ``history_s``: seconds of history the baselines learn from; ``spec``: an invariant spec
     file checked instead of the learned laws (empty: learned); ``detectors``: names to run
@@ -58,7 +60,7 @@ def run_detection(
     nothing is rolled up yet.
     """
     try:
-        window = data_window(con, hours=window_s / 3600)
+        window = data_window(con, hours=window_s / 3600, end_ns=end_ns)
     except ValueError:
         return None
     failures: list[str] = []

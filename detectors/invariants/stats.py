@@ -4,6 +4,11 @@ Proposal: a law "always holds" is proposed only with ``MIN_SUPPORT`` observation
 exception, i.e. enough that a true exception rate of 1/1000 would have shown at least once
 with probability 0.99 ((1 - 0.001)^n <= 0.01, n >= 4603). Its confidence is 1 minus the
 rule-of-three bound (3/n is the 95 % upper bound on a rate never seen in n trials).
+The call graph's laws (an operation's closed set of callees, an edge's rate) are about
+edges, not single spans, and need only ``EDGE_MIN_SUPPORT`` parents: enough to have seen,
+with probability 0.99, every edge taken on at least 1 % of calls. A low-traffic caller
+thus gets its call graph checked; the test below, with the law's own n, makes a law
+learned on few parents need many more new calls before it is reported broken.
 
 Violation: x exceptions in m new observations are judged against that same bound: the
 p-value is P(X >= x) for X ~ Binomial(m, 3/n), so a law learned on little data needs more
@@ -25,6 +30,10 @@ EXCEPTION_RATE = 1e-3
 POWER = 0.99
 MIN_SUPPORT = math.ceil(math.log(1 - POWER) / math.log(1 - EXCEPTION_RATE))
 """Observations a law needs before it is proposed (4603)."""
+EDGE_RATE = 1e-2
+"""The share of calls an edge of the call graph carries at the least (a rarer edge may be unseen)."""
+EDGE_MIN_SUPPORT = math.ceil(math.log(1 - POWER) / math.log(1 - EDGE_RATE))
+"""Parents a call-graph law (closed callee set, edge rate) needs before it is proposed (459)."""
 ALPHA = 1e-6
 """p-value below which a violation is reported."""
 MIN_COUNTEREXAMPLES = 3

@@ -11,6 +11,9 @@ child, children, and the fan-out range. From a baseline that yields the laws:
   child span charge"); ``client_server``: every CLIENT span is matched by a SERVER child;
 - ``fanout``: the range of children per parent;
 - ``never_root``: a server operation that always has a parent (a root means context lost).
+
+The two call-graph laws (``callees``, ``call_edge``) are proposed from ``stats.EDGE_MIN_SUPPORT``
+parents, the others from ``stats.MIN_SUPPORT``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from detectors.invariants.model import Invariant, Violation
 from detectors.invariants.sqltext import fetch_rows, op_sql, sampled_spans_sql, window_sql
 from detectors.invariants.stats import (
     ALPHA,
+    EDGE_MIN_SUPPORT,
     MIN_COUNTEREXAMPLES,
     MIN_SUPPORT,
     confidence,
@@ -38,21 +42,28 @@ KINDS = ("callees", "call_edge", "required_child", "client_server", "fanout", "n
 
 _EDGES_SQL = """
 WITH p AS (
-    SELECT trace_id, span_id, service_name, span_name, span_kind, status_code FROM {sample}
+    SELECT trace_id, span_id, service_name, span_name, span_kind, status_code, start_time FROM {sample}
 ), c AS (
     SELECT trace_id, parent_span_id, service_name, span_name, span_kind FROM spans
     WHERE {cw} AND parent_span_id IS NOT NULL
 ), pc AS (
     SELECT p.service_name AS ps, p.span_name AS po, p.span_kind AS pk, p.status_code != 'ERROR' AS ok,
-           c.service_name AS cs, c.span_name AS co, c.span_kind AS ck, count(*) AS k
+           p.start_time AS pt, c.service_name AS cs, c.span_name AS co, c.span_kind AS ck, count(*) AS k
     FROM p JOIN c ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
-    GROUP BY p.trace_id, p.span_id, ps, po, pk, ok, cs, co, ck
+    GROUP BY p.trace_id, p.span_id, ps, po, pk, ok, pt, cs, co, ck
+), e AS (
+    SELECT ps AS service, po AS operation, pk AS span_kind, cs || ':' || co AS child, ck AS child_kind,
+           count(*) AS with_child, count(*) FILTER (ok) AS ok_with_child, sum(k)::BIGINT AS children,
+           min(k) AS fan_lo, max(k) AS fan_hi, epoch_ns(max(pt)) AS last_call_ns
+    FROM pc GROUP BY ALL
 )
-SELECT ps AS service, po AS operation, pk AS span_kind, cs || ':' || co AS child, ck AS child_kind,
-       count(*) AS with_child, count(*) FILTER (ok) AS ok_with_child, sum(k)::BIGINT AS children,
-       min(k) AS fan_lo, max(k) AS fan_hi
-FROM pc GROUP BY ALL
+SELECT e.*,
+       (SELECT count(*) FROM p WHERE p.service_name = e.service AND p.span_name = e.operation
+        AND p.span_kind = e.span_kind AND epoch_ns(p.start_time) > e.last_call_ns) AS parents_after
+FROM e
 """
+"""Per parent -> child operation pair; ``last_call_ns`` is the start of the last parent that had the
+child, ``parents_after`` the parents since (the tail over which a vanished edge has been silent)."""
 
 _PARENTS_SQL = """
 SELECT service_name AS service, span_name AS operation, span_kind, count(*) AS parents,
@@ -72,7 +83,7 @@ def structure_profile(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int
 
     Parents are sampled per operation (``sqltext.sampled_spans_sql``); all their children are counted.
     """
-    columns = "trace_id, span_id, parent_span_id, service_name, span_name, span_kind, status_code"
+    columns = "trace_id, span_id, parent_span_id, service_name, span_name, span_kind, status_code, start_time"
     # materialised: with its true size known, the join builds on the sampled parents, not on all children
     sample = sampled_spans_sql(columns, start_ns, end_ns)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _invariant_parents AS SELECT * FROM {sample}")
@@ -97,7 +108,7 @@ def learn_structure(edges: pl.DataFrame, parents: pl.DataFrame) -> list[Invarian
     for row in joined.iter_rows(named=True):
         by_parent.setdefault((row["service"], row["operation"], row["span_kind"]), []).append(row["child"])
         n = int(row["parents"])
-        if n < MIN_SUPPORT:
+        if n < EDGE_MIN_SUPPORT:
             continue
         base = _base(row)
         conf = float(confidence(n))
@@ -115,7 +126,7 @@ def learn_structure(edges: pl.DataFrame, parents: pl.DataFrame) -> list[Invarian
             fan = {"min": int(row["fan_lo"]), "max": int(row["fan_hi"])}
             support = int(row["with_child"])
             out.append(Invariant("fanout", **base, subject=row["child"], params=fan, support=support, confidence=conf))
-    for row in parents.filter(pl.col("parents") >= MIN_SUPPORT).iter_rows(named=True):
+    for row in parents.filter(pl.col("parents") >= EDGE_MIN_SUPPORT).iter_rows(named=True):
         base = _base(row)
         n = int(row["parents"])
         if row["span_kind"] != "CLIENT":
@@ -123,7 +134,7 @@ def learn_structure(edges: pl.DataFrame, parents: pl.DataFrame) -> list[Invarian
             out.append(
                 Invariant("callees", **base, params={"callees": callees}, support=n, confidence=float(confidence(n)))
             )
-        if row["roots"] == 0 and row["span_kind"] == "SERVER":
+        if n >= MIN_SUPPORT and row["roots"] == 0 and row["span_kind"] == "SERVER":
             out.append(Invariant("never_root", **base, support=n, confidence=float(confidence(n))))
     return out
 
@@ -202,13 +213,7 @@ def check_structure(
             what = "have no SERVER child" if inv.kind == "client_server" else f"lack child {inv.subject}"
             _add(con, out, inv, (x, m, floor), win, text=f"{x:,d} of {m:,d} successful spans {what}")
         elif inv.kind == "call_edge":
-            m = int(p["parents"])
-            expected = float(inv.params.get("rate", 0.0)) * m
-            seen = int(e["children"]) if e else 0
-            pv = float(drop_p_value(seen, expected)[()])
-            if expected >= 10 and pv < ALPHA:
-                text = f"edge {inv.subject} vanished: {seen:,d} calls where {expected:,.0f} were expected"
-                _record(con, out, inv, (seen, m, pv), win, text=text, sql=counterexample_sql(inv, start_ns, end_ns))
+            _vanished(con, out, inv, (int(p["parents"]), e), win)
         elif inv.kind == "callees":
             known = set(inv.params.get("callees", []))
             for key, r in edge.items():
@@ -217,7 +222,7 @@ def check_structure(
                 x, m = int(r["with_child"]), int(p["parents"])
                 sql = counterexample_sql(inv, start_ns, end_ns, child=r["child"])
                 text = f"new call edge to {r['child']} on {x:,d} of {m:,d} spans"
-                pv = float(exception_p_value(x, m, max(inv.support, MIN_SUPPORT))[()])
+                pv = float(exception_p_value(x, m, max(inv.support, EDGE_MIN_SUPPORT))[()])
                 if x >= floor and (pv < ALPHA or inv.source == "spec"):
                     _record(con, out, inv, (x, m, pv), win, text=text, sql=sql, subject=r["child"])
         elif (
@@ -230,6 +235,40 @@ def check_structure(
             text = f"fan-out to {inv.subject} outside {inv.params['min']}..{inv.params['max']} on {x:,d} spans"
             _add(con, out, inv, (x, int(e["with_child"]), floor), win, text=text, sql=sql)
     return out
+
+
+def _vanished(
+    con: duckdb.DuckDBPyConnection,
+    out: list[Violation],
+    inv: Invariant,
+    observed: tuple[int, dict[str, Any] | None],
+    win: tuple[int, int],
+) -> None:
+    """Record a vanished call edge: too few calls over the window, or none over its tail.
+
+    Two Poisson tests against half the law's rate (``stats.drop_p_value``), Bonferroni over both:
+    the window's count, and the silence since the last parent that made the call (a low-traffic
+    caller's edge removed halfway through a window is seen by the second long before the first).
+    """
+    m, e = observed
+    rate = float(inv.params.get("rate", 0.0))
+    seen = int(e["children"]) if e else 0
+    after = int(e["parents_after"]) if e else m
+    expected, expected_tail = rate * m, rate * after
+    pv = min(1.0, 2 * float(min(drop_p_value(seen, expected)[()], drop_p_value(0, expected_tail)[()])))
+    if max(expected, expected_tail) < 10 or pv >= ALPHA:
+        return
+    start_ns, end_ns = win
+    if e is not None and float(drop_p_value(0, expected_tail)[()]) < float(drop_p_value(seen, expected)[()]):
+        text = (
+            f"edge {inv.subject} vanished: no call on the last {after:,d} of {m:,d} spans, "
+            f"where {expected_tail:,.0f} were expected"
+        )
+        sql = counterexample_sql(inv, int(e["last_call_ns"]) + 1, end_ns)
+    else:
+        text = f"edge {inv.subject} vanished: {seen:,d} calls where {expected:,.0f} were expected"
+        sql = counterexample_sql(inv, start_ns, end_ns)
+    _record(con, out, inv, (seen, m, pv), win, text=text, sql=sql)
 
 
 def _add(
