@@ -100,9 +100,10 @@ def _limit(request: Request) -> int:
 class _StoreRoutes:
     """Handlers reading (and, for the finding lifecycle, writing) the store."""
 
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], int], jobs_running: Callable[[], dict[str, int]]) -> None:
         self.store = store
         self.clock = clock
+        self.jobs_running = jobs_running
 
     async def _run(self, fn: Callable[[Any], Any]) -> Response:
         def work() -> Any:
@@ -266,7 +267,7 @@ class _StoreRoutes:
 
     async def jobs(self, request: Request) -> Response:
         def read(con: Any) -> dict[str, Any]:
-            items = store_jobs.job_summaries(con)
+            items = store_jobs.job_summaries(con, self.jobs_running())
             return {"items": items, "count": len(items)}
 
         return await self._run(read)
@@ -294,8 +295,10 @@ def api_app(
     api_token: str = "",
     clock: Callable[[], int] = time.time_ns,
     extra_routes: list[Route] | None = None,
+    jobs_running: Callable[[], dict[str, int]] = dict,
 ) -> ASGIApp:
-    """The API app; ``ready`` says whether the service can take traffic, and why not."""
+    """The API app; ``ready`` says whether the service can take traffic, and why not; ``jobs_running``
+    the jobs running now (job -> start, ns) for ``/api/jobs``."""
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -311,7 +314,7 @@ def api_app(
 
     routes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
     if store is not None:
-        store_routes = _StoreRoutes(store, clock)
+        store_routes = _StoreRoutes(store, clock, jobs_running)
         routes += store_routes.routes()
     routes += extra_routes or []
 

@@ -103,6 +103,7 @@ class JobRunner:
         self.metrics = _JobMetrics(registry)
         self._locks = {name: threading.Lock() for name in self.jobs}
         self._serial = threading.Lock()  # jobs rewrite derived tables: one at a time, in turn
+        self._running: dict[str, int] = {}
         for name in self.jobs:  # every series exists from the start: a first failure is an increase
             self.metrics.failures.labels(name)
             for outcome in ("ok", "failed", "skipped"):
@@ -132,6 +133,7 @@ class JobRunner:
     def _run_locked(self, name: str, started: int) -> JobOutcome:
         t0 = time.perf_counter()
         con = self.store.cursor()
+        self._running[name] = started
         try:
             detail = self.jobs[name](con, started)
             outcome = JobOutcome(name, "ok", started, self.clock(), detail)
@@ -139,6 +141,7 @@ class JobRunner:
             outcome = JobOutcome(name, "failed", started, self.clock(), error=f"{type(exc).__name__}: {exc}")
             log.error("job failed: %s\n%s", outcome.error, traceback.format_exc(), extra={"job": name})
         finally:
+            self._running.pop(name, None)
             con.close()
         self.metrics.duration.labels(name).observe(time.perf_counter() - t0)
         self.metrics.runs.labels(name, outcome.outcome).inc()
@@ -159,6 +162,10 @@ class JobRunner:
             )  # fmt: skip
         finally:
             con.close()
+
+    def running(self) -> dict[str, int]:
+        """Jobs running now -> start time (ns): a run is recorded in ``job_runs`` only once it ends."""
+        return dict(self._running)
 
     def last_successes(self) -> dict[str, int]:
         """Per job, the finish time (ns) of its last successful run, from the persisted record."""

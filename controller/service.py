@@ -148,13 +148,16 @@ class Service:
                 )
             )
             alerts = alert_routes(self.store, self.registry, self.settings, dispatcher=self.dispatcher)
-            ui = ui_routes(self.store, token=self.settings.auth.api_token, clock=time.time_ns)
+            ui = ui_routes(
+                self.store, token=self.settings.auth.api_token, clock=time.time_ns, jobs_running=self.runner.running
+            )
             app = api_app(
                 self.registry,
                 self.ready,
                 self.store,
                 api_token=self.settings.auth.api_token,
                 extra_routes=alerts + ui,
+                jobs_running=self.runner.running,
             )
             api = _Server(uvicorn.Config(one_port(app, otlp_app), log_level="warning", access_log=False))
             await self._serve_until_signal(

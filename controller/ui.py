@@ -71,10 +71,17 @@ _ENV.filters["json"] = _json_text
 class UiRoutes:
     """Handlers of the ``/ui/`` pages over one store."""
 
-    def __init__(self, store: Store, clock: Callable[[], int], token: str = "") -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], int],
+        token: str = "",
+        jobs_running: Callable[[], dict[str, int]] = dict,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.token = token
+        self.jobs_running = jobs_running
 
     def _authed(self, request: Request) -> bool:
         if not self.token:
@@ -208,7 +215,10 @@ class UiRoutes:
         return FileResponse(path, media_type="text/html; charset=utf-8", headers=_headers(REPORT_CSP))
 
     async def jobs(self, request: Request) -> Response:
-        return await self._render(request, "jobs.html.j2", lambda con: {"items": store_jobs.job_summaries(con)})
+        running = self.jobs_running()
+        return await self._render(
+            request, "jobs.html.j2", lambda con: {"items": store_jobs.job_summaries(con, running)}
+        )
 
     async def stylesheet(self, request: Request) -> Response:
         return FileResponse(_HERE / "static" / "ui.css", media_type="text/css", headers=_headers(PAGE_CSP))
@@ -248,6 +258,8 @@ def _local(target: str | None) -> str:
     return "/ui/findings"
 
 
-def ui_routes(store: Store, *, token: str = "", clock: Callable[[], int]) -> list[Route]:
-    """The UI's routes, to mount on the API app."""
-    return UiRoutes(store, clock, token).routes()
+def ui_routes(
+    store: Store, *, token: str = "", clock: Callable[[], int], jobs_running: Callable[[], dict[str, int]] = dict
+) -> list[Route]:
+    """The UI's routes, to mount on the API app (``jobs_running``: the jobs running now, job -> start ns)."""
+    return UiRoutes(store, clock, token, jobs_running).routes()

@@ -82,6 +82,41 @@ def test_a_run_that_overlaps_its_previous_run_is_skipped(tmp_path: Path) -> None
     store.close()
 
 
+def test_a_run_in_progress_is_listed_with_its_start_before_it_is_recorded(tmp_path: Path) -> None:
+    from store.jobs import job_summaries
+    from store.timeconv import naive_from_ns
+
+    store = Store(tmp_path / "s.duckdb")
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(con: duckdb.DuckDBPyConnection, now: int) -> dict[str, Any]:
+        entered.set()
+        assert release.wait(timeout=30)
+        return {}
+
+    clock = _Clock(1_000_000_000_000)
+    runner = JobRunner(store, {"slow": slow, "count": _count}, CollectorRegistry(), clock=clock)
+    runner.run("count")
+    first = threading.Thread(target=runner.run, args=("slow",))
+    first.start()
+    assert entered.wait(timeout=30)
+    con = store.cursor()
+    try:  # its first run is going: listed with no runs, and the finished job is not running
+        jobs = {j["job"]: j for j in job_summaries(con, runner.running())}
+        assert runner.running() == {"slow": 1_000_000_000_000}
+        assert jobs["slow"]["running_since"] == naive_from_ns(1_000_000_000_000)
+        assert jobs["slow"]["runs"] == 0 and jobs["slow"]["last_success"] is None
+        assert jobs["count"]["running_since"] is None and jobs["count"]["runs"] == 1
+        release.set()
+        first.join(timeout=30)
+        assert runner.running() == {}
+        jobs = {j["job"]: j for j in job_summaries(con, runner.running())}
+        assert jobs["slow"]["running_since"] is None and jobs["slow"]["last_outcome"] == "ok"
+    finally:
+        con.close()
+        store.close()
+
+
 def test_retention_counts_from_the_newest_data_not_a_later_wall_clock(tmp_path: Path) -> None:
     from controller.config import load_config
     from controller.jobs import retention_job

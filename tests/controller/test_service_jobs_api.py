@@ -65,6 +65,7 @@ def _wait_for_detection(srv: ServerProc, deadline_s: float = 180) -> dict[str, A
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         jobs = {j["job"]: j for j in _get(srv, "/api/jobs").json()["items"]}
+        assert all("running_since" in job for job in jobs.values())  # the runner's view of runs going now
         if jobs.get("detect", {}).get("last_success"):
             return jobs
         assert srv.proc.poll() is None, "the service died"
