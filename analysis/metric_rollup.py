@@ -109,20 +109,30 @@ def rollup_histograms(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime
     )
     if both.height == 0:
         return
-    key = [*OUT_KEY, "bounds"]
-    per_bucket = (
-        both.with_columns(i=pl.int_ranges(pl.col("delta_buckets").list.len()))
+    # A list column is slow to group and sort by: the bounds' hash stands in for them in the key. Most
+    # (minute, series) keys hold one point (one instance, one export a minute): its buckets are the sum;
+    # only keys with several points have their buckets summed index by index.
+    key = [*OUT_KEY, "bounds_hash"]
+    both = both.with_columns(bounds_hash=pl.col("bounds").hash()).with_columns(points=pl.len().over(key))
+    several = both.filter(pl.col("points") > 1)
+    per_bucket = pl.concat([
+        both.filter(pl.col("points") == 1).select(*key, counts=pl.col("delta_buckets")),
+        several.with_columns(i=pl.int_ranges(pl.col("delta_buckets").list.len()))
         .explode(["delta_buckets", "i"])
         .group_by([*key, "i"])
         .agg(pl.col("delta_buckets").sum())
         .sort([*key, "i"])
         .group_by(key, maintain_order=True)
-        .agg(counts=pl.col("delta_buckets"))
-    )
+        .agg(counts=pl.col("delta_buckets")),
+    ])  # fmt: skip
     totals = both.group_by(key).agg(
-        count=pl.col("delta_count").sum(), sum=pl.col("delta_sum").sum(), resets=pl.col("reset").sum().cast(pl.Int32)
+        bounds=pl.col("bounds").first(),
+        count=pl.col("delta_count").sum(),
+        sum=pl.col("delta_sum").sum(),
+        resets=pl.col("reset").sum().cast(pl.Int32),
     )
-    _insert(con, "rollup_histograms", per_bucket.join(totals, on=key, nulls_equal=True))
+    rows = per_bucket.join(totals, on=key, nulls_equal=True).drop("bounds_hash")
+    _insert(con, "rollup_histograms", rows)
 
 
 def _exp(row: dict[str, Any]) -> ExpHistogram:
