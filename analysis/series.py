@@ -408,18 +408,44 @@ def distributions(
     span_kind: str | None = "SERVER",
     status_class: Literal["ok", "error"] | None = "ok",
 ) -> list[Distribution]:
-    """Latency histograms (ns) per entity and bucket; they merge and answer quantiles."""
-    filt, params = _filters(service_name=service, operation=operation, span_kind=span_kind, status_class=status_class)
-    sql = f"""
-        SELECT {_bucket(window.resolution_s)} AS time, service_name, operation,
-               flatten(list(hist_index)) AS idx, flatten(list(hist_counts)) AS n, sum(zero_count) AS zero
-        FROM rollup_spans WHERE minute >= $start AND minute < $end{filt}
-        GROUP BY ALL ORDER BY service_name, operation, time
+    """Latency histograms (ns) per entity and bucket; they merge and answer quantiles.
+
+    The buckets are summed per index in SQL and read through Arrow: a week of minutes is
+    millions of (index, count) pairs, too many to pass through Python lists.
     """
-    rows = con.execute(sql, {"start": window.start, "end": window.end, **params}).fetchall()
-    return [
-        Distribution(
-            t, svc, op, LogHistogram.from_buckets(np.asarray(idx, np.int32), np.asarray(n, np.int64), int(zero))
+    filt, params = _filters(service_name=service, operation=operation, span_kind=span_kind, status_class=status_class)
+    rows = f"FROM rollup_spans WHERE minute >= $start AND minute < $end{filt}"
+    sql = f"""
+        WITH z AS (
+            SELECT {_bucket(window.resolution_s)} AS time, service_name, operation, sum(zero_count)::BIGINT AS zero
+            {rows} GROUP BY ALL
+        ), u AS (
+            SELECT {_bucket(window.resolution_s)} AS time, service_name, operation,
+                   unnest(hist_index) AS i, unnest(hist_counts) AS n
+            {rows}
+        ), m AS (
+            SELECT time, service_name, operation, i, sum(n)::BIGINT AS n FROM u GROUP BY ALL HAVING sum(n) > 0
         )
-        for t, svc, op, idx, n, zero in rows
+        SELECT z.time, z.service_name, z.operation, z.zero,
+               coalesce(list(m.i ORDER BY m.i) FILTER (WHERE m.i IS NOT NULL), [])::INTEGER[] AS idx,
+               coalesce(list(m.n ORDER BY m.i) FILTER (WHERE m.i IS NOT NULL), [])::BIGINT[] AS n
+        FROM z LEFT JOIN m ON m.time = z.time AND m.service_name IS NOT DISTINCT FROM z.service_name
+             AND m.operation = z.operation
+        GROUP BY z.time, z.service_name, z.operation, z.zero ORDER BY z.service_name, z.operation, z.time
+    """
+    table = fetch_arrow(con, sql, {"start": window.start, "end": window.end, **params})
+    idx_col, n_col = (table.column(c).combine_chunks() for c in ("idx", "n"))
+    offsets = idx_col.offsets.to_numpy()
+    index, counts = idx_col.values.to_numpy(), n_col.values.to_numpy()
+    return [
+        Distribution(t, svc, op, LogHistogram(index[a:b], counts[a:b], zero))
+        for t, svc, op, zero, a, b in zip(
+            table.column("time").to_pylist(),
+            table.column("service_name").to_pylist(),
+            table.column("operation").to_pylist(),
+            table.column("zero").to_pylist(),
+            offsets[:-1].tolist(),
+            offsets[1:].tolist(),
+            strict=True,
+        )
     ]
