@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -33,7 +33,7 @@ from store.connection import Store
 from store.errors import StoreError
 from store.findings import SEVERITIES, STATUSES, FindingRecord, Status
 from store.sqlguard import query_capped
-from store.timeconv import iso_from_ns
+from store.timeconv import iso_from_ns, naive_from_ns
 
 LIMIT_MAX = 5_000
 SQL_ROWS_MAX = 10_000
@@ -97,13 +97,27 @@ def _limit(request: Request) -> int:
     return int(raw)
 
 
+class JobControl(Protocol):
+    """What the API needs of the service's job runner (``controller.jobs.JobRunner``)."""
+
+    jobs: dict[str, Any]
+
+    def running(self) -> dict[str, int]:
+        """Jobs running now -> start (ns)."""
+        ...
+
+    def run(self, name: str, *, wait: bool = False) -> Any:
+        """Run job ``name`` (with ``wait``: after the run going now, if any) and return its outcome."""
+        ...
+
+
 class _StoreRoutes:
     """Handlers reading (and, for the finding lifecycle, writing) the store."""
 
-    def __init__(self, store: Store, clock: Callable[[], int], jobs_running: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], int], jobs: JobControl | None) -> None:
         self.store = store
         self.clock = clock
-        self.jobs_running = jobs_running
+        self.job_control = jobs
 
     async def _run(self, fn: Callable[[Any], Any]) -> Response:
         def work() -> Any:
@@ -267,10 +281,25 @@ class _StoreRoutes:
 
     async def jobs(self, request: Request) -> Response:
         def read(con: Any) -> dict[str, Any]:
-            items = store_jobs.job_summaries(con, self.jobs_running())
+            running = self.job_control.running() if self.job_control else {}
+            items = store_jobs.job_summaries(con, running)
             return {"items": items, "count": len(items)}
 
         return await self._run(read)
+
+    async def run_job(self, request: Request) -> Response:
+        """Run a job now (after its run going now, if any) and answer with the outcome; the request lasts
+        as long as the run. 200 whether the job succeeded or failed: ``outcome`` says which."""
+        name = request.path_params["job"]
+        control = self.job_control
+        if control is None or name not in control.jobs:
+            known = ", ".join(sorted(control.jobs)) if control else "none (this app runs no jobs)"
+            return _json({"error": f"no job {name[:80]!r}; jobs: {known}"}, 404)
+        o = await run_in_threadpool(lambda: control.run(name, wait=True))
+        return _json({
+            "job": o.job, "outcome": o.outcome, "detail": o.detail, "error": o.error,
+            "started_at": naive_from_ns(o.started_ns), "finished_at": naive_from_ns(o.finished_ns),
+        })  # fmt: skip
 
     def routes(self) -> list[Route]:
         return [
@@ -282,6 +311,7 @@ class _StoreRoutes:
             Route("/api/reports/{report_id}", self.report),
             Route("/api/reports/{report_id}/html", self.report_html),
             Route("/api/jobs", self.jobs),
+            Route("/api/jobs/{job}/run", self.run_job, methods=["POST"]),
             Route("/api/gate", self.gate, methods=["POST"]),
             Route("/api/sql", self.sql, methods=["POST"]),
         ]
@@ -295,10 +325,10 @@ def api_app(
     api_token: str = "",
     clock: Callable[[], int] = time.time_ns,
     extra_routes: list[Route] | None = None,
-    jobs_running: Callable[[], dict[str, int]] = dict,
+    jobs: JobControl | None = None,
 ) -> ASGIApp:
-    """The API app; ``ready`` says whether the service can take traffic, and why not; ``jobs_running``
-    the jobs running now (job -> start, ns) for ``/api/jobs``."""
+    """The API app; ``ready`` says whether the service can take traffic, and why not; ``jobs`` the
+    service's job runner (the runs going now in ``/api/jobs``, ``POST /api/jobs/{job}/run``)."""
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -314,7 +344,7 @@ def api_app(
 
     routes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
     if store is not None:
-        store_routes = _StoreRoutes(store, clock, jobs_running)
+        store_routes = _StoreRoutes(store, clock, jobs)
         routes += store_routes.routes()
     routes += extra_routes or []
 

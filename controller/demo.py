@@ -3,15 +3,16 @@
 1. A week of history of the default scenario (``webshop``) goes straight into a fresh store
    through the simulator's direct path, simulated in parallel segments (one per core) whose
    rows this process inserts as they come.
-2. ``driftscope serve`` starts on free loopback ports with an accelerated schedule (rollups
-   every 2 s, detection every 3 s of wall time; both work in data time).
+2. ``driftscope serve`` starts on free loopback ports, its rollup job every 2 s of wall time
+   (in data time); its first run folds in the week.
 3. The last hours stream through real OTLP/HTTP (the SDK's exporters) into the running
    service, across the incident: payment 5.2.0 is deployed and makes ``payment:Charge``
    60 % slower, which slows checkout upstream.
-4. The scheduled jobs detect it and dispatch an investigation (Claude when
-   ``ANTHROPIC_API_KEY`` is set, the offline playbook otherwise); the service is stopped
-   gracefully; the drift report (linking the investigations) is written; a summary with
-   the report's path is printed.
+4. The service's rollup and detect jobs run at once through its API (``POST
+   /api/jobs/{job}/run``, as an operator would after a deploy); the detect job finds the
+   regression and dispatches an investigation (Claude when ``ANTHROPIC_API_KEY`` is set, the
+   offline playbook otherwise); the service is stopped gracefully; the drift report
+   (linking the investigations) is written; a summary with the report's path is printed.
 
 Everything is deterministic for a seed except wall-clock timings.
 """
@@ -39,7 +40,6 @@ import click
 
 from simulator.run import DEFAULT_START_NS
 from store.connection import Store
-from store.timeconv import ns_from_iso
 
 Echo = Callable[[str], None]
 
@@ -61,15 +61,15 @@ class DemoPlan:
     weekly pattern, so a Monday morning after a quiet weekend would itself look like drift."""
     segments: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     rollup_interval_s: float = 2.0
-    detect_interval_s: float = 3.0
+    detect_interval_s: float = 3600.0
+    """The scheduled detection stays out of the way: the demo runs the detect job once the stream is in
+    (a run started halfway through the stream would cost a whole detection over the week for nothing)."""
     detection_window_s: float = 7_200.0
     """Covers the deploy: the change point itself lies in the window under test."""
     wait_for_detection_s: float = 900.0
-    """Deadline per link of the rollup -> detect chain (not a sleep: a healthy run moves on at once). The
-    service's first rollup folds in the whole week; on a 2-core machine shared with other work it took
-    over 90 s, and at load average 20-25 just over 300 s, so the demo gave up although the service was
-    working. It bounds a stuck service only; ``/api/jobs`` shows a run in progress (``running_since``),
-    which the message on giving up names."""
+    """Deadline of each job run the demo asks for (the rollup waits for the service's first rollup, which
+    folds in the whole week: over 90 s on a 2-core machine shared with other work, just over 300 s at
+    load average 20-25). It bounds a stuck service only."""
 
 
 @dataclass
@@ -200,6 +200,11 @@ class _Service:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http}{path}", timeout=30) as response:
             return json.loads(response.read())
 
+    def post(self, path: str, timeout_s: float) -> Any:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http}{path}", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return json.loads(response.read())
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -254,42 +259,21 @@ def stream_incident(plan: DemoPlan, service: _Service) -> int:
     return summary.rows.get("spans", 0)
 
 
-def wait_for_detection(
-    plan: DemoPlan, service: _Service, after_ns: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Poll the API until a detection run started after ``after_ns`` succeeded and the dispatched
-    investigation (if any) finished; return (open findings, finished investigations).
-
-    ``plan.wait_for_detection_s`` bounds the wait for each link of the chain below, not the whole
-    chain: a detection run over a week of history may itself take tens of seconds on a slow machine,
-    and a service that keeps finishing its jobs is not stuck."""
-    deadline = time.monotonic() + plan.wait_for_detection_s
-    # Jobs take turns, so the chain "a rollup started after the stream, a detection started
-    # after that rollup finished" means the detection (and the dispatch that ends it) saw every
-    # streamed row. Each link is the newest success seen.
-    chain = ("rollup", "detect")
-    stage, mark = 0, after_ns
-    while time.monotonic() < deadline:
-        if service.proc.poll() is not None:
-            raise click.ClickException(f"the service stopped unexpectedly; see {service.log}")
-        jobs = {j["job"]: j for j in service.get("/api/jobs")["items"]}
-        while stage < len(chain) and (job := jobs.get(chain[stage])) and job["last_success_started"]:
-            if ns_from_iso(job["last_success_started"]) <= mark:
-                break
-            stage, mark = stage + 1, ns_from_iso(job["last_success"])
-            deadline = time.monotonic() + plan.wait_for_detection_s
-        if stage == len(chain):
-            investigations = service.get("/api/investigations")["items"]
-            if not any(i["status"] == "running" for i in investigations):
-                findings = service.get("/api/findings?status=open")["items"]
-                return list(findings), [i for i in investigations if i["status"] != "running"]
-        time.sleep(0.5)  # waiting on the service's own schedule, not synchronising a test
-    awaited = chain[min(stage, len(chain) - 1)]
-    since = {j["job"]: j["running_since"] for j in service.get("/api/jobs")["items"]}.get(awaited)
-    running = f" (a run has been going since {since} UTC)" if since else " (none is running)"
-    raise click.ClickException(
-        f"no {awaited} run finished within {plan.wait_for_detection_s:g} s of the last{running}; see {service.log}"
-    )
+def detect_now(plan: DemoPlan, service: _Service) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Once the stream is in, run the service's rollup job and then its detect job (which dispatches and
+    runs the investigations) through ``POST /api/jobs/{job}/run``, an operator's "run now": each waits
+    for a run of its job already going (the first rollup folds in the whole week) and then sees every
+    streamed row. Return (open findings, investigations)."""
+    for job in ("rollup", "detect"):
+        try:
+            outcome = service.post(f"/api/jobs/{job}/run", timeout_s=plan.wait_for_detection_s)
+        except OSError as exc:
+            raise click.ClickException(f"the {job} job did not answer ({exc}); see {service.log}") from None
+        if outcome["outcome"] != "ok":
+            raise click.ClickException(f"the {job} job failed: {outcome['error']}; see {service.log}")
+    investigations = service.get("/api/investigations")["items"]
+    findings = service.get("/api/findings?status=open")["items"]
+    return list(findings), [i for i in investigations if i["status"] != "running"]
 
 
 def write_report(store_path: Path, out_dir: Path, findings: list[dict[str, Any]]) -> dict[str, Path]:
@@ -321,18 +305,16 @@ def run_demo(plan: DemoPlan, store_path: Path, out_dir: Path, echo: Echo) -> Dem
     result.spans_history = load_history(plan, store_path, echo)
     result.seconds["history"] = time.perf_counter() - t0
 
-    echo("starting driftscope serve (accelerated schedule: rollups every "
-         f"{plan.rollup_interval_s:g} s, detection every {plan.detect_interval_s:g} s)")  # fmt: skip
+    echo(f"starting driftscope serve (rollups every {plan.rollup_interval_s:g} s)")
     service = start_service(plan, store_path, out_dir)
     try:
         t1 = time.perf_counter()
         echo("streaming the incident window: payment 5.2.0 is deployed at minute 180")
         result.spans_streamed = stream_incident(plan, service)
-        sent_ns = time.time_ns()
         result.seconds["stream"] = time.perf_counter() - t1
-        echo("waiting for the scheduled detection to see the newest data")
+        echo("running the service's rollup and detect jobs now (POST /api/jobs/{job}/run)")
         t2 = time.perf_counter()
-        result.findings, result.investigations = wait_for_detection(plan, service, sent_ns)
+        result.findings, result.investigations = detect_now(plan, service)
         result.seconds["detect"] = time.perf_counter() - t2
     finally:
         code = service.stop()

@@ -112,13 +112,14 @@ class JobRunner:
             if name in self.jobs:
                 self.metrics.last_success.labels(name).set(last / 1e9)
 
-    def run(self, name: str) -> JobOutcome:
-        """Run job ``name`` now, unless a run of it is still going (then it is skipped).
+    def run(self, name: str, *, wait: bool = False) -> JobOutcome:
+        """Run job ``name`` now, unless a run of it is still going: then it is skipped, or with ``wait``
+        (an operator's "run now") it runs once that run has ended.
 
         A run waits its turn behind other jobs; its recorded start is when it really began.
         """
         lock = self._locks[name]
-        if not lock.acquire(blocking=False):
+        if not lock.acquire(blocking=wait):
             now = self.clock()
             outcome = JobOutcome(name, "skipped", now, now, {"reason": "previous run still going"})
             self.metrics.runs.labels(name, "skipped").inc()

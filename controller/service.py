@@ -157,7 +157,7 @@ class Service:
                 self.store,
                 api_token=self.settings.auth.api_token,
                 extra_routes=alerts + ui,
-                jobs_running=self.runner.running,
+                jobs=self.runner,
             )
             api = _Server(uvicorn.Config(one_port(app, otlp_app), log_level="warning", access_log=False))
             await self._serve_until_signal(

@@ -1,4 +1,4 @@
-"""`driftscope demo` end to end, shortened: history, the service, OTLP streaming, scheduled detection, report."""
+"""`driftscope demo` end to end, shortened: history, the service, OTLP streaming, its detect job, report."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_a_short_demo_finds_the_payment_regression_and_writes_the_report(tmp_pat
         ).fetchall()
     finally:
         con.close()
-    assert found, "the scheduled detection missed payment:Charge"
+    assert found, "the service's detect job missed payment:Charge"
     assert any(effect is not None and effect > 0.3 for _, effect, _ in found)  # the deploy made Charge 60 % slower
     assert all(json.loads(ev)["sql"] for _, _, ev in found)
     assert otlp is not None and otlp[0] > 1000  # the incident window arrived over OTLP

@@ -82,6 +82,31 @@ def test_a_run_that_overlaps_its_previous_run_is_skipped(tmp_path: Path) -> None
     store.close()
 
 
+def test_run_now_waits_for_the_run_going_on_instead_of_skipping(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    entered, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow(con: duckdb.DuckDBPyConnection, now: int) -> dict[str, Any]:
+        calls.append(now)
+        entered.set()
+        assert release.wait(timeout=30)
+        return {"call": len(calls)}
+
+    runner = JobRunner(store, {"slow": slow}, CollectorRegistry(), clock=_Clock(0))
+    first = threading.Thread(target=runner.run, args=("slow",))
+    first.start()
+    assert entered.wait(timeout=30)
+    outcomes: list[Any] = []
+    second = threading.Thread(target=lambda: outcomes.append(runner.run("slow", wait=True)))
+    second.start()  # blocks on the first run's lock (a plain run would be skipped), then runs in full
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert [o.outcome for o in outcomes] == ["ok"] and outcomes[0].detail == {"call": 2} and len(calls) == 2
+    store.close()
+
+
 def test_a_run_in_progress_is_listed_with_its_start_before_it_is_recorded(tmp_path: Path) -> None:
     from store.jobs import job_summaries
     from store.timeconv import naive_from_ns

@@ -126,6 +126,23 @@ def test_reports_are_listed_fetched_and_served_with_a_strict_policy(served: Serv
     assert _get(served, "/api/reports/drift-report-nope/html").status_code == 404
 
 
+def test_a_job_runs_now_on_request_and_says_how_it_went(served: ServerProc) -> None:
+    url = f"{served.api_url}/api/jobs/rollup/run"
+    assert requests.post(url, timeout=30).status_code == 401
+    before = _get(served, "/api/jobs").json()["items"]
+    runs = {j["job"]: j["runs"] for j in before}.get("rollup", 0)
+    done = requests.post(url, headers={"authorization": f"Bearer {API_TOKEN}"}, timeout=300)
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["job"] == "rollup" and body["outcome"] == "ok" and body["detail"]["plane"] == "duckdb"
+    assert body["started_at"] <= body["finished_at"]
+    after = {j["job"]: j for j in _get(served, "/api/jobs").json()["items"]}
+    assert after["rollup"]["runs"] > runs  # recorded like a scheduled run
+    nope = requests.post(f"{served.api_url}/api/jobs/nope/run", headers={"authorization": f"Bearer {API_TOKEN}"},
+                         timeout=30)  # fmt: skip
+    assert nope.status_code == 404 and "rollup" in nope.json()["error"] and "detect" in nope.json()["error"]
+
+
 @pytest.mark.parametrize("token", [None, "wrong", API_TOKEN + "x"])
 def test_the_api_refuses_without_the_token_and_says_nothing_more(served: ServerProc, token: str | None) -> None:
     for path in ("/api/findings", "/api/jobs", "/api/invariants", "/api/reports"):
