@@ -59,14 +59,24 @@ def test_outcomes_are_recorded_with_the_injected_clock_and_survive_a_restart(tmp
     store.close()
 
 
+class _Blocking:
+    """A job that signals ``entered`` and holds its run until ``release``; ``calls`` counts its runs."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.calls = 0
+
+    def __call__(self, con: duckdb.DuckDBPyConnection, now: int) -> dict[str, Any]:
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(timeout=30)
+        return {"call": self.calls}
+
+
 def test_a_run_that_overlaps_its_previous_run_is_skipped(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.duckdb")
-    entered, release = threading.Event(), threading.Event()
-
-    def slow(con: duckdb.DuckDBPyConnection, now: int) -> dict[str, Any]:
-        entered.set()
-        assert release.wait(timeout=30)
-        return {}
+    slow = _Blocking()
+    entered, release = slow.entered, slow.release
 
     registry = CollectorRegistry()
     runner = JobRunner(store, {"slow": slow}, registry, clock=_Clock(0))
@@ -84,14 +94,8 @@ def test_a_run_that_overlaps_its_previous_run_is_skipped(tmp_path: Path) -> None
 
 def test_run_now_waits_for_the_run_going_on_instead_of_skipping(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.duckdb")
-    entered, release = threading.Event(), threading.Event()
-    calls: list[int] = []
-
-    def slow(con: duckdb.DuckDBPyConnection, now: int) -> dict[str, Any]:
-        calls.append(now)
-        entered.set()
-        assert release.wait(timeout=30)
-        return {"call": len(calls)}
+    slow = _Blocking()
+    entered, release = slow.entered, slow.release
 
     runner = JobRunner(store, {"slow": slow}, CollectorRegistry(), clock=_Clock(0))
     first = threading.Thread(target=runner.run, args=("slow",))
@@ -103,7 +107,7 @@ def test_run_now_waits_for_the_run_going_on_instead_of_skipping(tmp_path: Path) 
     release.set()
     first.join(timeout=30)
     second.join(timeout=30)
-    assert [o.outcome for o in outcomes] == ["ok"] and outcomes[0].detail == {"call": 2} and len(calls) == 2
+    assert [o.outcome for o in outcomes] == ["ok"] and outcomes[0].detail == {"call": 2} and slow.calls == 2
     store.close()
 
 
@@ -112,12 +116,8 @@ def test_a_run_in_progress_is_listed_with_its_start_before_it_is_recorded(tmp_pa
     from store.timeconv import naive_from_ns
 
     store = Store(tmp_path / "s.duckdb")
-    entered, release = threading.Event(), threading.Event()
-
-    def slow(con: duckdb.DuckDBPyConnection, now: int) -> dict[str, Any]:
-        entered.set()
-        assert release.wait(timeout=30)
-        return {}
+    slow = _Blocking()
+    entered, release = slow.entered, slow.release
 
     clock = _Clock(1_000_000_000_000)
     runner = JobRunner(store, {"slow": slow, "count": _count}, CollectorRegistry(), clock=clock)
