@@ -185,6 +185,9 @@ class Engine:
         self.op_service = np.array([plan.services.index(op.service) for op in plan.ops])
         self.patch: Overrides | None = None
         """A remediation applied from its ``at_min`` on (set on a fork of the engine: ``simulator.fork``)."""
+        self.arrival_rng: np.random.Generator | None = None
+        """Where root arrivals (rate noise, counts) are drawn once a fork has split them off the main
+        generator (``simulator.fork``): both futures then see the same demand; before, ``rng``."""
 
     def rate_per_s(self, minute: int, eff: Effects) -> float:
         """Root arrival rate during ``minute``: diurnal x weekly x episodes x noise x faults."""
@@ -198,7 +201,8 @@ class Engine:
         episodes = episode_factor(arr.episodes, minute + 0.5)
         # AR(1) log-noise with a 30-minute correlation time.
         phi = np.exp(-1 / 30.0)
-        self.noise = phi * self.noise + np.sqrt(1 - phi**2) * arr.noise_sigma * self.rng.standard_normal()
+        draw = self.arrival_rng or self.rng
+        self.noise = phi * self.noise + np.sqrt(1 - phi**2) * arr.noise_sigma * draw.standard_normal()
         return float(arr.rate_per_s * diurnal * weekly * episodes * np.exp(self.noise) * eff.arrival_mult)
 
     def entry_share(self, minute: int) -> np.ndarray:
@@ -213,7 +217,7 @@ class Engine:
         """Simulate one minute (``minute`` counts from the scenario start)."""
         eff = effects_at(self.plan, minute, self.patch)
         rate = self.rate_per_s(minute, eff)
-        n_root = self.rng.poisson(rate * 60.0 * self.entry_share(minute))
+        n_root = (self.arrival_rng or self.rng).poisson(rate * 60.0 * self.entry_share(minute))
         for e, cap in eff.entry_cap_per_s.items():  # a rate limit refuses the excess at the edge
             n_root[e] = min(int(n_root[e]), int(cap * 60.0))
         w = self._expand(eff, n_root)

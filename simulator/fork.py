@@ -4,8 +4,11 @@
 minute), writing every minute to both sinks, then copies the engine and the row factory
 (their random generators included) and continues each copy to the end, one without the
 patch and one with it. Both runs share their seed and their whole past, so the two worlds
-differ only by what the patch changed from the fork on (after it, the generators draw
-different amounts and the noise decorrelates, as it would between two real futures).
+differ only by what the patch changed from the fork on. Demand is exogenous: at the fork the
+root arrivals (the rate noise and the per-minute counts) move to a generator of their own,
+copied into both futures, so both see the same requests arrive (common random numbers; a
+rate limit still refuses its excess of them). Everything else (service times, errors,
+sampling) draws different amounts after the fork and decorrelates, as between two real futures.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pyarrow as pa
 
 from simulator.engine import Engine
@@ -82,6 +86,10 @@ class Run:
     def fork(self, overrides: Overrides | None) -> Run:
         """An independent copy of this run from its current minute, ``overrides`` applied in it."""
         memo = {id(self.plan): self.plan}  # the plan is immutable: both futures share it
+        bits = self.engine.rng.bit_generator
+        if self.engine.arrival_rng is None and isinstance(bits, np.random.PCG64):
+            # an independent stream (the main one jumped ahead), nothing drawn from the main one
+            self.engine.arrival_rng = np.random.Generator(bits.jumped())
         twin = copy.copy(self)
         twin.engine, twin.rows = copy.deepcopy(self.engine, memo), copy.deepcopy(self.rows, memo)
         twin.totals = dict(self.totals)
