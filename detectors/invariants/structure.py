@@ -255,11 +255,12 @@ def _vanished(
     seen = int(e["children"]) if e else 0
     after = int(e["parents_after"]) if e else m
     expected, expected_tail = rate * m, rate * after
-    pv = min(1.0, 2 * float(min(drop_p_value(seen, expected)[()], drop_p_value(0, expected_tail)[()])))
+    p_window, p_tail = float(drop_p_value(seen, expected)[()]), float(drop_p_value(0, expected_tail)[()])
+    pv = min(1.0, 2 * min(p_window, p_tail))
     if max(expected, expected_tail) < 10 or pv >= ALPHA:
         return
     start_ns, end_ns = win
-    if e is not None and float(drop_p_value(0, expected_tail)[()]) < float(drop_p_value(seen, expected)[()]):
+    if e is not None and p_tail < p_window:
         text = (
             f"edge {inv.subject} vanished: no call on the last {after:,d} of {m:,d} spans, "
             f"where {expected_tail:,.0f} were expected"
