@@ -102,22 +102,65 @@ def _latency_and_errors(res: ToolResult) -> list[_Cand]:
 
 
 EXPLAINED = 0.5
-"""Strength left to a caller's self-time rise while a callee it calls fails more: retries and their back-off
-are spent in the caller but caused below it (the failing callee is the root, not the retrying caller)."""
+"""Strength left to an operation's symptom (self time, own errors, queueing) that an operation it calls,
+directly or further down, explains (``_explain_away``): the order of the evidence, not its size, says where
+the root is. Past a few sigmas every strength saturates, and a tie would fall to the names."""
+HOLD_SHARE = 0.1
+"""A callee explains its caller's symptom when the time it added per call is at least this share of the
+caller's whole baseline duration: the caller's worker is then held that much longer, which near saturation
+costs that share of its capacity, and its queue grows. A callee a few ms slower under a caller that takes
+seconds explains nothing (on the development worlds the two regimes are two to four orders apart)."""
+SYMPTOMS = ("latency regression", "capacity saturation", "error burst", "retry storm")
+"""Mechanisms of the compared windows that travel up the call graph."""
+FAILING = ("error burst", "retry storm")
 
 
-def _explain_away(cands: list[_Cand], deps: ToolResult) -> list[_Cand]:
-    """Self-time candidates of callers whose callees start failing, weakened (see ``EXPLAINED``)."""
-    failing = {(c.service, c.operation) for c in cands if c.mechanism.startswith(("error burst", "retry storm"))}
-    if not failing:
+def _explain_away(cands: list[_Cand], deps: ToolResult, compared: ToolResult) -> list[_Cand]:
+    """Symptoms of callers that a symptom below them explains, weakened (see ``EXPLAINED``).
+
+    Waiting, time-outs, retries and their back-off, and queueing travel up the call graph: a callee that
+    starts failing explains its callers' symptoms (retries, back-off, errors passed up), and so does a callee
+    that holds the caller's worker materially longer (``HOLD_SHARE``: a saturated callee fills its callers'
+    queues too). Of two symptoms on one call path the deeper is then the likelier root.
+    """
+    symptoms = {(c.service, c.operation): c for c in cands if c.mechanism.startswith(SYMPTOMS)}
+    if len(symptoms) < 2:
         return cands
-    callers = {(r["caller_service"], r["caller_operation"]) for r in deps.data.get("rows", [])
-               if (r["callee_service"], r["callee_operation"]) in failing}  # fmt: skip
+    rows = {(r["service"], r["operation"]): r for r in compared.data.get("rows", [])}
+
+    def added_ms(key: tuple[str, str | None]) -> float:
+        r = rows.get(key, {})
+        return float((r.get("mean_ms_after") or 0.0) - (r.get("mean_ms_before") or 0.0))
+
+    callees: dict[tuple[str, str | None], set[tuple[str, str | None]]] = {}
+    for r in deps.data.get("rows", []):
+        callees.setdefault((r["caller_service"], r["caller_operation"]), set()).add(
+            (r["callee_service"], r["callee_operation"])
+        )
     for c in cands:
-        if (c.service, c.operation) in callers and c.mechanism.startswith("latency regression"):
+        key = (c.service, c.operation)
+        if not c.mechanism.startswith(SYMPTOMS):
+            continue
+        held = HOLD_SHARE * float(rows.get(key, {}).get("mean_ms_before") or 0.0)
+        below = [symptoms[k] for k in _below(key, callees) - {key} if k in symptoms]
+        if any(b.mechanism.startswith(FAILING) or added_ms((b.service, b.operation)) >= held for b in below):
             c.strength *= EXPLAINED
-            c.mechanism = "latency regression (self time; its callee fails: retries, back-off)"
+            c.mechanism += "; explained by an operation it calls"
     return cands
+
+
+def _below(
+    start: tuple[str, str | None], callees: dict[tuple[str, str | None], set[tuple[str, str | None]]]
+) -> set[tuple[str, str | None]]:
+    """Every operation ``start`` calls, directly or through others (cycles are walked once)."""
+    seen: set[tuple[str, str | None]] = set()
+    todo = list(callees.get(start, ()))
+    while todo:
+        op = todo.pop()
+        if op not in seen:
+            seen.add(op)
+            todo.extend(callees.get(op, ()))
+    return seen
 
 
 def _edges(res: ToolResult) -> list[_Cand]:
@@ -141,13 +184,12 @@ def _edges(res: ToolResult) -> list[_Cand]:
     return out
 
 
-def _templates(res: ToolResult, compared: ToolResult) -> list[_Cand]:
+def _templates(res: ToolResult) -> list[_Cand]:
     out: list[_Cand] = []
     seen = {r["service"] for r in res.data.get("rows", []) if r["n_before"] > 0}
-    seen |= {r["service"] for r in compared.data.get("rows", []) if r["n_before"] >= BASELINE_MIN}
     for i, r in enumerate(res.data.get("rows", [])):
         if r["service"] not in seen:
-            continue  # a service with neither logs nor spans before: every template is "new", none has changed
+            continue  # a service without log lines before (logging switched on): every template is "new"
         if r["new"] and r["n_after"] >= 5:
             c = _Cand(r["service"], None, f"new {r['severity']} log template", 0.6 * math.tanh(r["n_after"] / 20))
             c.claims.append(_claim(res, i, "n_after", f"{r['service']}: new log template ({r['n_after']} lines)"))
@@ -249,9 +291,9 @@ class PlaybookPolicy:
         }
         compared = env.call("compare_windows")
         deps = env.call("dependencies")
-        cands = _explain_away(_latency_and_errors(compared), deps)
+        cands = _explain_away(_latency_and_errors(compared), deps, compared)
         cands += _edges(deps)
-        cands += _templates(env.call("log_templates_diff"), compared)
+        cands += _templates(env.call("log_templates_diff"))
         cands += _contracts(env.call("attribute_contract"))
         cands += _findings(env.call("findings"), cands)
         saturation = env.call("saturation")

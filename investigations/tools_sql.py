@@ -60,17 +60,17 @@ ORDER BY service, operation
 DEPENDENCIES = f"""
 WITH {SPANS},
 e AS (
-    SELECT p.service AS caller_service, p.operation AS caller_operation, c.service AS callee_service,
-           c.operation AS callee_operation, c.w, c.duration_ns, p.span_id AS parent_id
+    SELECT p.service AS caller_service, p.operation AS caller_operation, p.span_kind AS caller_kind,
+           c.service AS callee_service, c.operation AS callee_operation, c.w, c.duration_ns, p.span_id AS parent_id
     FROM s c JOIN s p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
     WHERE NOT (p.service IS NOT DISTINCT FROM c.service AND p.operation = c.operation)
 ),
-callers AS (
-    SELECT service AS caller_service, operation AS caller_operation,
+callers AS (  -- per kind: an operation seen before only through its callers' CLIENT spans had no traced calls
+    SELECT service AS caller_service, operation AS caller_operation, span_kind AS caller_kind,
            count(*) FILTER (w = 'before') AS spans_before, count(*) FILTER (w = 'after') AS spans_after
     FROM s GROUP BY ALL
 )
-SELECT caller_service, caller_operation, callee_service, callee_operation,
+SELECT caller_service, caller_operation, caller_kind, callee_service, callee_operation,
     round(count(*) FILTER (w = 'before') / $bs, 4) AS calls_per_s_before,
     round(count(*) FILTER (w = 'after') / $is, 4) AS calls_per_s_after,
     round(count(*) FILTER (w = 'before') / greatest(any_value(spans_before), 1), 4) AS calls_per_caller_before,
@@ -80,11 +80,11 @@ SELECT caller_service, caller_operation, callee_service, callee_operation,
     round(coalesce(sum(duration_ns) FILTER (w = 'after'), 0) / greatest(any_value(spans_after), 1) / 1e6, 4)
         AS contribution_ms_after,
     any_value(spans_before) AS caller_spans_before, any_value(spans_after) AS caller_spans_after
-FROM e JOIN callers USING (caller_service, caller_operation)
+FROM e JOIN callers USING (caller_service, caller_operation, caller_kind)
 WHERE ($service IS NULL OR caller_service = $service OR callee_service = $service)
   AND ($operation IS NULL OR caller_operation = $operation OR callee_operation = $operation)
 GROUP BY ALL
-ORDER BY caller_service, caller_operation, callee_service, callee_operation
+ORDER BY caller_service, caller_operation, caller_kind, callee_service, callee_operation
 """
 
 DEPLOYS = """
@@ -190,22 +190,25 @@ ORDER BY list_position(['critical', 'warning', 'info'], severity), score DESC, i
 ATTRIBUTE_CONTRACT = f"""
 WITH {SPANS},
 kv AS (
-    SELECT service, operation, w, k AS key, json_type(attributes, '$."' || k || '"') AS type
-    FROM (SELECT service, operation, w, attributes, unnest(json_keys(attributes)) AS k FROM s WHERE {FILTER})
+    SELECT service, operation, span_kind, w, k AS key, json_type(attributes, '$."' || k || '"') AS type
+    FROM (SELECT service, operation, span_kind, w, attributes, unnest(json_keys(attributes)) AS k
+          FROM s WHERE {FILTER})
 ),
-n AS (SELECT service, operation, count(*) FILTER (w = 'before') AS n0, count(*) FILTER (w = 'after') AS n1
-      FROM s WHERE {FILTER} GROUP BY ALL),
+n AS (  -- per kind: a CLIENT span seen before and a SERVER span traced since carry different attributes
+    SELECT service, operation, span_kind, count(*) FILTER (w = 'before') AS n0, count(*) FILTER (w = 'after') AS n1
+    FROM s WHERE {FILTER} GROUP BY ALL
+),
 keys AS (
-    SELECT service, operation, key,
+    SELECT service, operation, span_kind, key,
            count(*) FILTER (w = 'before') AS k0, count(*) FILTER (w = 'after') AS k1,
            string_agg(DISTINCT type, ',' ORDER BY type) FILTER (w = 'before') AS types_before,
            string_agg(DISTINCT type, ',' ORDER BY type) FILTER (w = 'after') AS types_after
     FROM kv GROUP BY ALL
 )
-SELECT service, operation, key, round(k0 / greatest(n0, 1), 4) AS share_before,
+SELECT service, operation, span_kind, key, round(k0 / greatest(n0, 1), 4) AS share_before,
        round(k1 / greatest(n1, 1), 4) AS share_after,
        types_before, types_after
-FROM keys JOIN n USING (service, operation)
+FROM keys JOIN n USING (service, operation, span_kind)
 WHERE n0 > 0 AND n1 > 0 AND (abs(k1 / n1 - k0 / n0) > 0.2 OR types_before IS DISTINCT FROM types_after)
-ORDER BY service, operation, key
+ORDER BY service, operation, span_kind, key
 """

@@ -52,3 +52,30 @@ def test_tracing_that_starts_in_the_window_is_no_change(tmp_path: Path) -> None:
     mechanisms = [c.mechanism for c in report.candidates]
     assert not any("propagation" in m or "call edge" in m for m in mechanisms), mechanisms
     assert any(q.startswith("No baseline for") for q in report.open_questions)
+
+
+def test_a_saturated_callee_is_ranked_above_the_callers_it_holds_up(tmp_path: Path) -> None:
+    """A surge saturates the database query at the bottom of the chain; the worker and the API above it queue
+    too (their workers wait on it), and their strengths saturate as the database's does: the order of the
+    call path, not the names, decides that the database comes first."""
+    text = (
+        'extends = "mini"\nname = "deep-saturation"\n'
+        '[services.db.operations.query]\nkind = "db"\nservice_time = { median_ms = 120.0, sigma = 0.2 }\n'
+        "servers = 1\n"
+        '[[faults]]\nkind = "capacity_saturation"\ntarget = "arrivals"\nstart_min = 0\nend_min = 45\n'
+        "magnitude = 3.0\nramp_min = 5\n"
+    )
+    report = _investigate(tmp_path, text, incident_min=10)
+    ranked = [(c.service, c.operation) for c in report.candidates]
+    assert ranked and ranked[0] == ("db", "query"), [(c.service, c.operation, c.mechanism) for c in report.candidates]
+    above = [c for c in report.candidates if c.service in ("api", "worker")]
+    assert above and all("explained by an operation it calls" in c.mechanism for c in above), above
+
+
+def test_one_service_whose_tracing_starts_in_the_window_is_no_change(tmp_path: Path) -> None:
+    """Its callers were traced all along, so its operations have CLIENT spans before; its own SERVER spans,
+    their calls, attributes and logs start in the window: no edge, attribute or template is claimed new."""
+    text = 'extends = "mini"\nname = "late-worker"\n[services.worker.export]\ntraces_from_min = 0\n'
+    report = _investigate(tmp_path, text)
+    mechanisms = [f"{c.service} {c.operation} {c.mechanism}" for c in report.candidates]
+    assert not any(w in m for m in mechanisms for w in ("call edge", "attribute", "log template")), mechanisms
