@@ -186,10 +186,11 @@ def _edges(res: ToolResult) -> list[_Cand]:
 
 def _templates(res: ToolResult) -> list[_Cand]:
     out: list[_Cand] = []
-    seen = {r["service"] for r in res.data.get("rows", []) if r["n_before"] > 0}
-    for i, r in enumerate(res.data.get("rows", [])):
+    rows = res.data.get("rows", [])
+    seen = {r["service"] for r in rows if r["n_before"] > 0 or r.get("service_spans_before", 0) >= BASELINE_MIN}
+    for i, r in enumerate(rows):
         if r["service"] not in seen:
-            continue  # a service without log lines before (logging switched on): every template is "new"
+            continue  # neither log lines nor its own spans before (telemetry switched on): every template is "new"
         if r["new"] and r["n_after"] >= 5:
             c = _Cand(r["service"], None, f"new {r['severity']} log template", 0.6 * math.tanh(r["n_after"] / 20))
             c.claims.append(_claim(res, i, "n_after", f"{r['service']}: new log template ({r['n_after']} lines)"))

@@ -109,13 +109,18 @@ WITH l AS (
     SELECT service_name AS service, coalesce(severity_text, '') AS severity, {_TEMPLATE} AS template,
            CASE WHEN time >= $i0 THEN 'after' ELSE 'before' END AS w
     FROM logs WHERE time >= $b0 AND time < $i1 AND ($service IS NULL OR service_name = $service)
+),
+traced AS (  -- the service's own spans before (not its callers' CLIENT spans): it was running and observed
+    SELECT service_name AS service, count(*) AS spans_before FROM spans
+    WHERE start_time >= $b0 AND start_time < $i0 AND span_kind != 'CLIENT' GROUP BY ALL
 )
 SELECT service, severity, left(template, 200) AS template,
     count(*) FILTER (w = 'before') AS n_before, count(*) FILTER (w = 'after') AS n_after,
     round(count(*) FILTER (w = 'before') / $bs, 5) AS rate_before,
     round(count(*) FILTER (w = 'after') / $is, 5) AS rate_after,
-    count(*) FILTER (w = 'before') = 0 AS new
-FROM l GROUP BY ALL
+    count(*) FILTER (w = 'before') = 0 AS new,
+    coalesce(any_value(traced.spans_before), 0) AS service_spans_before
+FROM l LEFT JOIN traced USING (service) GROUP BY service, severity, template
 ORDER BY new DESC, (count(*) FILTER (w = 'after') / $is) - (count(*) FILTER (w = 'before') / $bs) DESC,
     service, template
 """

@@ -79,3 +79,17 @@ def test_one_service_whose_tracing_starts_in_the_window_is_no_change(tmp_path: P
     report = _investigate(tmp_path, text)
     mechanisms = [f"{c.service} {c.operation} {c.mechanism}" for c in report.candidates]
     assert not any(w in m for m in mechanisms for w in ("call edge", "attribute", "log template")), mechanisms
+
+
+def test_a_new_template_of_a_traced_service_that_never_logged_before_is_a_change(tmp_path: Path) -> None:
+    """The worker writes no log line in the baseline, but its own spans show it ran and was observed: a template
+    that starts in the window is new (a service with neither logs nor spans before would be switched-on
+    telemetry instead)."""
+    text = (
+        'extends = "mini"\nname = "worker-starts-logging"\n'
+        '[[faults]]\nkind = "new_log_template"\ntarget = "worker"\nstart_min = 0\nend_min = 45\nmagnitude = 10\n'
+        'template = "stale read detected on shard {n}"\nseverity = "WARN"\n'
+    )
+    report = _investigate(tmp_path, text)
+    assert report.candidates and report.candidates[0].service == "worker", report.candidates
+    assert "log template" in report.candidates[0].mechanism
