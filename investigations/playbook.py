@@ -123,8 +123,9 @@ def _explain_away(cands: list[_Cand], deps: ToolResult, compared: ToolResult) ->
     that holds the caller's worker materially longer (``HOLD_SHARE``: a saturated callee fills its callers'
     queues too). Of two symptoms on one call path the deeper is then the likelier root.
     """
-    symptoms = {(c.service, c.operation): c for c in cands if c.mechanism.startswith(SYMPTOMS)}
-    if len(symptoms) < 2:
+    symptomatic = {(c.service, c.operation) for c in cands if c.mechanism.startswith(SYMPTOMS)}
+    failing = {(c.service, c.operation) for c in cands if c.mechanism.startswith(FAILING)}
+    if len(symptomatic) < 2:
         return cands
     rows = {(r["service"], r["operation"]): r for r in compared.data.get("rows", [])}
 
@@ -142,8 +143,8 @@ def _explain_away(cands: list[_Cand], deps: ToolResult, compared: ToolResult) ->
         if not c.mechanism.startswith(SYMPTOMS):
             continue
         held = HOLD_SHARE * float(rows.get(key, {}).get("mean_ms_before") or 0.0)
-        below = [symptoms[k] for k in _below(key, callees) - {key} if k in symptoms]
-        if any(b.mechanism.startswith(FAILING) or added_ms((b.service, b.operation)) >= held for b in below):
+        below = (_below(key, callees) - {key}) & symptomatic
+        if any(k in failing or added_ms(k) >= held for k in below):
             c.strength *= EXPLAINED
             c.mechanism += "; explained by an operation it calls"
     return cands
