@@ -3,7 +3,8 @@
 The window ends at the end of the rolled-up data (data time); every chosen detector runs
 over it against the history (``detectors.run.detect``), the invariant checks join
 (``detectors.invariants.monitor``; learned laws are persisted when learned and learned again
-once a day of data time, not per run), and the findings are written through the one writer
+once a day of data time, not per run), findings that late-switched-on tracing would fake are
+withheld (``detectors.tracing_start``), and the findings are written through the one writer
 (``store.findings.write_findings``), resolving those quiet for ``resolve_after_s``. The CLI
 and the scheduler call :func:`run_detection` with the same configuration, so they cannot
 disagree on the same store.
@@ -21,6 +22,7 @@ from detectors.findings import Finding
 from detectors.invariants.model import save_invariants
 from detectors.invariants.monitor import DEFAULT_HISTORY_S, current_laws, detect_invariants
 from detectors.run import DetectionConfig, detect
+from detectors.tracing_start import withhold_tracing_starts
 from store.findings import write_findings
 from store.timeconv import ns_from_datetime
 
@@ -35,10 +37,18 @@ class DetectionRun:
     """``new``, ``updated`` and ``resolved`` findings."""
     failures: list[str] = field(default_factory=list)
     """One line per detector that failed on a batch (the run went on without it)."""
+    withheld: list[str] = field(default_factory=list)
+    """One line per finding withheld because tracing switched on late explains it
+    (``detectors.tracing_start``)."""
 
     def summary(self) -> dict[str, object]:
         """A JSON-ready summary (the job's detail)."""
-        return {**self.counts, "findings": len(self.findings), "detector_failures": self.failures}
+        return {
+            **self.counts,
+            "findings": len(self.findings),
+            "detector_failures": self.failures,
+            "withheld": self.withheld,
+        }
 
 
 def run_detection(
@@ -73,5 +83,6 @@ def run_detection(
             if learned:  # persisted: later runs check these laws until they are REFRESH_S old
                 save_invariants(con, laws, start_ns - DEFAULT_HISTORY_S * 1_000_000_000, start_ns)
         found += detect_invariants(con, window, Path(spec) if spec else None, laws)
+    found, withheld = withhold_tracing_starts(con, window, history_s, found)
     counts = write_findings(con, found, ns_from_datetime(window.end), resolve_after_s)
-    return DetectionRun(window, found, counts, failures)
+    return DetectionRun(window, found, counts, failures, withheld)

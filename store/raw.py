@@ -58,3 +58,45 @@ def server_minutes(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -
     """Per served operation (``service:span``) and minute since ``start_ns`` of [start, end) in raw
     spans: requests ``n``, median latency of successes ``p50_ms`` (ms), ``error_ratio`` (0-1)."""
     return fetch_arrow(con, _SERVER_MINUTES, {"origin": start_ns, "start": start_ns, "end": end_ns})
+
+
+_TRACING_STARTS = """
+WITH firsts AS (
+    SELECT service_name, min(minute) AS first_minute FROM rollup_spans
+    WHERE span_kind <> 'CLIENT' AND count > 0
+      AND minute >= make_timestamp_ns($history) AND minute < make_timestamp_ns($end)
+    GROUP BY ALL HAVING min(minute) >= make_timestamp_ns($start)
+), earlier AS (
+    SELECT service_name, min(minute) AS since FROM (
+        SELECT service_name, minute FROM rollup_gauges UNION ALL SELECT service_name, minute FROM rollup_sums
+        UNION ALL SELECT service_name, minute FROM rollup_histograms
+        UNION ALL SELECT service_name, minute FROM rollup_exp_histograms
+        UNION ALL SELECT service_name, minute FROM rollup_logs
+    ) WHERE minute >= make_timestamp_ns($history) GROUP BY ALL
+), started AS (
+    SELECT f.service_name, f.first_minute FROM firsts f JOIN earlier e USING (service_name)
+    WHERE e.since < f.first_minute
+)
+SELECT c.service_name, c.span_name, s.service_name AS caller, epoch_ns(s.first_minute) AS first_ns
+FROM spans c
+JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+JOIN started s ON p.service_name = s.service_name
+WHERE c.start_time >= make_timestamp_ns($start) AND c.start_time < make_timestamp_ns($end)
+  AND p.start_time >= make_timestamp_ns($start) AND p.start_time < make_timestamp_ns($end)
+  AND c.service_name IS DISTINCT FROM p.service_name
+GROUP BY ALL ORDER BY 1, 2, 3
+"""
+
+
+def tracing_starts(
+    con: duckdb.DuckDBPyConnection, history_ns: int, start_ns: int, end_ns: int
+) -> list[tuple[str, str, str, int]]:
+    """Where late-switched-on tracing joins other services' series: (service, operation, caller, first ns).
+
+    A caller is a service whose own spans (any kind but CLIENT) start in [start_ns, end_ns) with none
+    since ``history_ns``, while its metrics or logs go back further: it ran all along, only its
+    tracing is new. Listed are the operations of other services with spans in the window whose
+    parent is one of the caller's spans (a database's client spans named after the database, a
+    callee's client spans), and the minute the caller's spans start (ns)."""
+    rows = con.execute(_TRACING_STARTS, {"history": history_ns, "start": start_ns, "end": end_ns}).fetchall()
+    return [(str(a), str(b), str(c), int(d)) for a, b, c, d in rows]
