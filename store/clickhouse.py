@@ -71,8 +71,13 @@ class ClickHouse:
         self._client: Any = None
         try:
             if parsed.scheme == "chdb":
-                from chdb import session  # noqa: PLC0415  the engine is large: loaded only in chdb mode
-
+                try:
+                    from chdb import session  # noqa: PLC0415  the engine is large: loaded only in chdb mode
+                except ImportError:
+                    raise ClickHouseError(
+                        f"clickhouse url {target.url!r} needs the in-process engine chdb, which is not installed: "
+                        "pip install 'driftscope[chdb]', or point clickhouse.url at a server (http(s)://host:port)"
+                    ) from None
                 self._session = session.Session(parsed.path) if parsed.path else session.Session()  # type: ignore[no-untyped-call]
             elif parsed.scheme in ("http", "https"):
                 import clickhouse_connect  # noqa: PLC0415  loaded only for a server

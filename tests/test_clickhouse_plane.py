@@ -12,6 +12,7 @@ same verdicts as on the DuckDB store.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -166,6 +167,13 @@ def test_clickhouse_down_fails_with_the_reason() -> None:
     state = duckdb.connect()
     with pytest.raises(ClickHouseError, match=r"unavailable"):
         plane.rollup(state)
+
+
+def test_chdb_missing_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chdb is an optional extra (534 MB): a ``chdb:`` url without it names the extra, not an import error."""
+    monkeypatch.setitem(sys.modules, "chdb", None)  # what `import chdb` sees when it is not installed
+    with pytest.raises(ClickHouseError, match=r"driftscope\[chdb\]"):
+        ClickHouse(ClickHouseTarget(url="chdb:"))
 
 
 def test_a_failed_rollup_leaves_the_watermark_and_the_next_run_completes(ch: ClickHouse, tmp_path: Path) -> None:
