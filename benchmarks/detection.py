@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from adversary.score import family, finding_family  # noqa: E402
 from analysis import Window, rollup_all  # noqa: E402
 from analysis.baselines import trailing_baseline  # noqa: E402
 from detectors.base import SeriesBatch, SignalKey  # noqa: E402
@@ -52,21 +53,6 @@ from store.connection import Store  # noqa: E402
 
 INVARIANT = {"broken_propagation", "new_log_template", "attribute_change", "call_edge"}
 NS_MIN = 60_000_000_000
-
-
-def _family(signal: str) -> str:
-    if signal.startswith("latency_"):
-        return "latency"
-    return {"queue_depth": "gauge", "active_requests": "gauge", "histogram_p50": "histogram"}.get(signal, signal)
-
-
-def _finding_family(f: Finding) -> str:
-    k = f.signal.kind
-    if k.startswith("latency_"):
-        return "latency"
-    if k.startswith("histogram_"):
-        return "histogram"
-    return k
 
 
 _GAUGE_METRICS = {
@@ -85,16 +71,16 @@ def matches(f: Finding, fault: FaultLabel, exp: ExpectedSignal) -> bool:
             return False
     elif not fault.start_ns - 5 * NS_MIN <= f.change_ns <= fault.end_ns:
         return False
-    if _finding_family(f) != _family(exp.signal) or f.signal.service != exp.service:
+    if finding_family(f) != family(exp.signal) or f.signal.service != exp.service:
         return False
-    if _family(exp.signal) == "gauge":
+    if family(exp.signal) == "gauge":
         metrics = _GAUGE_METRICS.get(exp.signal, ())
         return (
             f.signal.metric in metrics
             and exp.operation is not None
             and f'"operation":"{exp.operation}"' in (f.signal.attributes or "")
         )
-    if _family(exp.signal) == "histogram":
+    if family(exp.signal) == "histogram":
         return exp.detail is None or f.signal.metric == exp.detail
     return exp.operation is None or f.signal.operation == exp.operation
 
