@@ -183,6 +183,31 @@ def at_constant_traffic(values: FloatArray, factor: FloatArray, beta: FloatArray
     return out
 
 
+FOLLOWS_DEMAND = 0.1
+"""Elasticity from which a gauge follows demand: below it, twice the demand moves the gauge by under 7 %, a third of
+the detectors' 20 % level floor (a memory gauge's learned elasticity is 0 up to the fit's noise)."""
+
+
+def gauges_at_seen_demand(values: FloatArray, factor: FloatArray, history_end: int) -> FloatArray:
+    """Return gauges [n, t] with the part demand explains taken out, and gaps where demand leaves what the history saw.
+
+    Each gauge is divided by ``factor`` raised to its elasticity learned from the history (in-flight
+    requests follow demand; a memory gauge does not: elasticity 0). The history teaches that relation
+    only over the demand it saw: where demand goes beyond it by more than 10 % either way (a first
+    weekend, a holiday's trough, a surge), an elasticity extrapolated says nothing (in-flight requests
+    follow demand with an elasticity that changes with load, so a fit over the daily cycle's busy hours,
+    extrapolated to a holiday's trough, overstates what the trough takes away), and one the history
+    could not teach (NaN) neither. Those points become gaps for every gauge that follows demand (elasticity at least
+    ``FOLLOWS_DEMAND``) or may (NaN).
+    """
+    beta = elasticity(values, factor, history_end)
+    out = at_constant_traffic(values, factor, beta)
+    follows = ~(beta < FOLLOWS_DEMAND)
+    if follows.any():
+        out[np.ix_(follows, beyond_history(factor, history_end))] = np.nan
+    return out
+
+
 UNSEEN_ELASTICITY = 0.5
 """Elasticity assumed for demand the history never showed: a load-dependent series (a latency) may rise by up to
 sqrt(k) when demand grows k-fold beyond anything seen, without anything being wrong (queues within capacity grow

@@ -20,7 +20,7 @@ from analysis import Window, distributions, signals
 from analysis.baselines import auto_baseline
 from analysis.histogram import LogHistogram
 from analysis.series import Distribution
-from analysis.traffic import at_constant_traffic, at_seen_traffic, beyond_history, elasticity, traffic_factor
+from analysis.traffic import at_constant_traffic, at_seen_traffic, elasticity, gauges_at_seen_demand, traffic_factor
 from detectors.base import SeriesBatch, SignalKey
 
 SPAN_KINDS = ("rate", "error_ratio", "latency_p50", "latency_p99")
@@ -114,7 +114,8 @@ def build_batch(
     the rates themselves), so that demand (a daily ramp a short history never showed, a
     holiday, a surge) moves no rate while a fault (one operation moving on its own) still
     does. Gauges are divided by ``traffic`` raised to their own elasticity learned from the
-    history (in-flight requests follow demand; a memory gauge does not). A minute watched
+    history (in-flight requests follow demand; a memory gauge does not), and where demand
+    leaves the range the history saw, a gauge that follows demand has gaps. A minute watched
     and found empty is an explicit zero rate (``analysis.rollup``), observed with
     ``WATCHED_EMPTY`` samples.
     """
@@ -130,13 +131,7 @@ def build_batch(
         if factor is not None and len(factor) == values.shape[1]:
             values = at_constant_traffic(values, factor)
     elif kind == "gauge" and traffic is not None and len(traffic) == values.shape[1]:
-        beta = elasticity(values, traffic, window_start)
-        values = at_constant_traffic(values, traffic, beta)
-        # A gauge whose relation to demand the history could not teach says nothing while demand goes
-        # where the history never went (a first weekend, a holiday, a surge): those points become gaps.
-        unknown = np.isnan(beta)
-        if unknown.any():
-            values[np.ix_(unknown, beyond_history(traffic, window_start))] = np.nan
+        values = gauges_at_seen_demand(values, traffic, window_start)
     elif kind.startswith("latency_") and traffic is not None and len(traffic) == values.shape[1]:
         # Queues lengthen with demand: what the history's demand explains is taken out, and demand beyond it
         # gets the allowance of analysis.traffic.UNSEEN_ELASTICITY.

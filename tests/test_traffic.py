@@ -13,6 +13,7 @@ from analysis.traffic import (
     at_seen_traffic,
     beyond_history,
     elasticity,
+    gauges_at_seen_demand,
     traffic_factor,
 )
 
@@ -112,3 +113,25 @@ def test_taking_demand_out_never_makes_a_latency_larger(beta: float, history: li
     assert np.all(seen <= 7.0 + 1e-9)
     busier = f > max(max(history) * 1.1, 1.0)  # beyond anything seen: the allowance for unseen demand applies
     assert np.all(seen[0, busier] < 7.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.2, 0.6), st.floats(1.6, 4.0))
+def test_a_gauge_says_nothing_where_demand_leaves_what_the_history_saw(seed: int, trough: float, surge: float) -> None:
+    """In-flight requests whose elasticity changes with load (Little's law with a queue: steep when busy, shallow
+    when quiet): the busy hours of the history teach a steep one, which a holiday's trough would turn into a rise.
+    Beyond the history's demand the gauge has gaps; within it, the demand is taken out; a memory gauge (elasticity
+    0) keeps every point."""
+    rng = np.random.default_rng(seed)
+    f = np.concatenate([np.exp(0.3 * np.sin(np.arange(400) / 40.0)), np.full(60, trough), np.full(60, surge),
+                        np.full(60, 1.1)])  # fmt: skip
+    in_flight = 0.5 * f / np.maximum(1.0 - 0.4 * f / f.max(), 0.05) * np.exp(0.01 * rng.standard_normal(f.size))
+    memory = np.full(f.size, 512.0) * np.exp(0.01 * rng.standard_normal(f.size))
+    memory[::7] *= 1.02  # not a constant: its elasticity to demand is learned as 0, not unknown
+    out = gauges_at_seen_demand(np.vstack([in_flight, memory]), f, history_end=400)
+    beyond = beyond_history(f, 400)
+    assert beyond[400:520].all() and not beyond[520:].any()
+    assert np.isnan(out[0, 400:520]).all()
+    typical = np.median(out[0, :400])
+    assert np.all(np.abs(out[0, 520:] / typical - 1) < 0.2)  # within the range: demand taken out
+    assert np.isfinite(out[1]).all()
