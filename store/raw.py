@@ -60,7 +60,7 @@ def server_minutes(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -
     return fetch_arrow(con, _SERVER_MINUTES, {"origin": start_ns, "start": start_ns, "end": end_ns})
 
 
-_TRACING_STARTS = """
+_NEWLY_TRACED = """
 WITH firsts AS (
     SELECT service_name, min(minute) AS first_minute FROM rollup_spans
     WHERE span_kind <> 'CLIENT' AND count > 0
@@ -73,17 +73,17 @@ WITH firsts AS (
         UNION ALL SELECT service_name, minute FROM rollup_exp_histograms
         UNION ALL SELECT service_name, minute FROM rollup_logs
     ) WHERE minute >= make_timestamp_ns($history) GROUP BY ALL
-), started AS (
-    SELECT f.service_name, f.first_minute FROM firsts f JOIN earlier e USING (service_name)
-    WHERE e.since < f.first_minute
 )
-SELECT c.service_name, c.span_name, s.service_name AS caller, epoch_ns(s.first_minute) AS first_ns
-FROM spans c
-JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
-JOIN started s ON p.service_name = s.service_name
-WHERE c.start_time >= make_timestamp_ns($start) AND c.start_time < make_timestamp_ns($end)
+SELECT f.service_name, epoch_ns(f.first_minute) FROM firsts f JOIN earlier e USING (service_name)
+WHERE e.since < f.first_minute
+"""
+
+_FED_BY = """
+SELECT c.service_name, c.span_name, p.service_name AS caller
+FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+WHERE p.service_name IN (SELECT unnest($callers)) AND c.service_name IS DISTINCT FROM p.service_name
+  AND c.start_time >= make_timestamp_ns($start) AND c.start_time < make_timestamp_ns($end)
   AND p.start_time >= make_timestamp_ns($start) AND p.start_time < make_timestamp_ns($end)
-  AND c.service_name IS DISTINCT FROM p.service_name
 GROUP BY ALL ORDER BY 1, 2, 3
 """
 
@@ -97,6 +97,10 @@ def tracing_starts(
     since ``history_ns``, while its metrics or logs go back further: it ran all along, only its
     tracing is new. Listed are the operations of other services with spans in the window whose
     parent is one of the caller's spans (a database's client spans named after the database, a
-    callee's client spans), and the minute the caller's spans start (ns)."""
-    rows = con.execute(_TRACING_STARTS, {"history": history_ns, "start": start_ns, "end": end_ns}).fetchall()
-    return [(str(a), str(b), str(c), int(d)) for a, b, c, d in rows]
+    callee's client spans), and the minute the caller's spans start (ns). Reads the rollups only
+    when no service is newly traced (the usual case)."""
+    started = dict(con.execute(_NEWLY_TRACED, {"history": history_ns, "start": start_ns, "end": end_ns}).fetchall())
+    if not started:
+        return []
+    rows = con.execute(_FED_BY, {"callers": sorted(started), "start": start_ns, "end": end_ns}).fetchall()
+    return [(str(a), str(b), str(c), int(started[c])) for a, b, c in rows]
