@@ -59,6 +59,8 @@ def detect(  # noqa: PLR0917  click passes every option as an argument
         raise click.ClickException("no spans rolled up: the store holds no span data to detect on")
     for failure in done.failures:
         click.echo(f"detector failed: {failure}", err=True)
+    for line in done.withheld:
+        click.echo(f"withheld: {line}", err=True)
     found, counts = done.findings, done.counts
     if fmt == "json":
         click.echo(orjson.dumps([finding_dict(f) for f in found], option=orjson.OPT_INDENT_2, default=str).decode())

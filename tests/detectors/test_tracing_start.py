@@ -7,9 +7,13 @@ gain the worker's, and its request rate doubles while the system did nothing.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from analysis import rollup_all
+from controller.cli import main
 from detectors.detection_run import DetectionRun, run_detection
 from simulator.run import DEFAULT_START_NS, simulate
 from simulator.scenario import parse_scenario
@@ -30,6 +34,8 @@ def _detect(tmp: Path, text: str) -> tuple[DetectionRun, list[tuple[str, str, st
         simulate(parse_scenario(text), StoreSink(store), hours=0.75, from_minute=-150, seed=9)
         con = store.cursor()
         rollup_all(con)
+        con.execute("CHECKPOINT")
+        shutil.copy(tmp / "s.duckdb", tmp / "cli.duckdb")  # for `driftscope detect`, before findings are written
         run = run_detection(con, window_s=45 * 60, history_s=150 * 60, resolve_after_s=1800)
         joined = tracing_starts(con, DEFAULT_START_NS - 150 * NS_MIN, DEFAULT_START_NS - 5 * NS_MIN,
                                 DEFAULT_START_NS + 45 * NS_MIN)  # fmt: skip
@@ -49,6 +55,11 @@ def test_a_caller_whose_tracing_starts_in_the_window_fakes_no_change_in_its_call
     assert ("db", "query", "worker", DEFAULT_START_NS) in joined, joined
     assert _on_query(run) == [], _on_query(run)
     assert any("db:query rate" in w and "worker" in w for w in run.withheld), run.withheld
+    cli = CliRunner().invoke(main, ["detect", "--store", str(tmp_path / "cli.duckdb"), "--window", "45m",
+                                    "--history", "150m"])  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    assert "withheld: " in cli.stderr and "db:query rate" in cli.stderr, cli.stderr
+    assert "db:query" not in cli.stdout
 
 
 def test_a_new_service_without_earlier_metrics_or_logs_is_a_real_change(tmp_path: Path) -> None:
