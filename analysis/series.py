@@ -437,15 +437,8 @@ def distributions(
     idx_col, n_col = (table.column(c).combine_chunks() for c in ("idx", "n"))
     offsets = idx_col.offsets.to_numpy()
     index, counts = idx_col.values.to_numpy(), n_col.values.to_numpy()
+    keys = (table.column(c).to_pylist() for c in ("time", "service_name", "operation", "zero"))
     return [
         Distribution(t, svc, op, LogHistogram(index[a:b], counts[a:b], zero))
-        for t, svc, op, zero, a, b in zip(
-            table.column("time").to_pylist(),
-            table.column("service_name").to_pylist(),
-            table.column("operation").to_pylist(),
-            table.column("zero").to_pylist(),
-            offsets[:-1].tolist(),
-            offsets[1:].tolist(),
-            strict=True,
-        )
+        for t, svc, op, zero, a, b in zip(*keys, offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
     ]
