@@ -18,20 +18,10 @@ from __future__ import annotations
 
 from detectors.findings import Finding
 from simulator.labels import ExpectedSignal, FaultLabel
+from simulator.world_faults import FAULT_KINDS, INVARIANT_KINDS
 
 NS_MIN = 60_000_000_000
-PERFORMANCE_KINDS = frozenset(
-    {
-        "latency_regression",
-        "dependency_slowdown",
-        "slow_drift",
-        "error_burst",
-        "retry_storm",
-        "capacity_saturation",
-        "batch_shift",
-        "call_edge",
-    }
-)
+PERFORMANCE_KINDS = (frozenset(FAULT_KINDS) - frozenset(INVARIANT_KINDS)) | {"call_edge"}
 """Fault kinds scored on recall in every trial: the performance detectors' kinds, and call edges (an added or
 removed edge moves its callee's request rate, and the invariant checks, which run in every detection as in
 ``driftscope detect``, see the edge itself on the caller: either finding detects it)."""

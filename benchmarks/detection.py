@@ -38,51 +38,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adversary.score import family, finding_family  # noqa: E402
+from adversary.score import NS_MIN, matches  # noqa: E402
 from analysis import Window, rollup_all  # noqa: E402
 from analysis.baselines import trailing_baseline  # noqa: E402
 from detectors.base import SeriesBatch, SignalKey  # noqa: E402
 from detectors.findings import Finding  # noqa: E402
 from detectors.registry import DETECTORS  # noqa: E402
 from detectors.run import DetectionConfig, detect  # noqa: E402
-from simulator.labels import ExpectedSignal, FaultLabel  # noqa: E402
+from simulator.labels import FaultLabel  # noqa: E402
 from simulator.run import DEFAULT_START_NS, simulate  # noqa: E402
 from simulator.scenario import library, load_scenario  # noqa: E402
 from simulator.sinks import StoreSink  # noqa: E402
+from simulator.world_faults import INVARIANT_KINDS  # noqa: E402
 from store.connection import Store  # noqa: E402
 
-INVARIANT = {"broken_propagation", "new_log_template", "attribute_change", "call_edge"}
-NS_MIN = 60_000_000_000
-
-
-_GAUGE_METRICS = {
-    "queue_depth": ("queue.depth", "temporal.task_queue.backlog"),
-    "active_requests": ("server.active_requests",),
-}
-
-
-def matches(f: Finding, fault: FaultLabel, exp: ExpectedSignal) -> bool:
-    """Whether finding ``f`` names signal ``exp`` of ``fault`` in time.
-
-    In time: its change time in [start - 5 min, end]; a window-level finding (no change time)
-    when its window overlaps the fault."""
-    if f.change_ns is None:
-        if not (f.window_start_ns <= fault.end_ns and fault.start_ns < f.window_end_ns):
-            return False
-    elif not fault.start_ns - 5 * NS_MIN <= f.change_ns <= fault.end_ns:
-        return False
-    if finding_family(f) != family(exp.signal) or f.signal.service != exp.service:
-        return False
-    if family(exp.signal) == "gauge":
-        metrics = _GAUGE_METRICS.get(exp.signal, ())
-        return (
-            f.signal.metric in metrics
-            and exp.operation is not None
-            and f'"operation":"{exp.operation}"' in (f.signal.attributes or "")
-        )
-    if family(exp.signal) == "histogram":
-        return exp.detail is None or f.signal.metric == exp.detail
-    return exp.operation is None or f.signal.operation == exp.operation
+INVARIANT = set(INVARIANT_KINDS)
 
 
 def run_scenario(

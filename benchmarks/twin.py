@@ -39,6 +39,9 @@ the true and the fitted servers.
 Ends with ``twin_edge_precision= twin_edge_recall= twin_behaviour_err= twin_verdict_agreement=``
 (the agreement over the library and the random verdict pairs).
 
+Over 450 lines because it is one benchmark with five sections that share the world set-up,
+the fitter run and the table printing; split per section, each script would repeat them.
+
 Over 450 lines because a benchmark script is self-contained by design: each section (recovery,
 verdicts, daily profile, saturation) builds its own worlds and prints its own table.
 

@@ -16,26 +16,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from detectors.base import SignalKey
-from store.findings import Severity
+from store.findings import Measured
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One detected change on one signal."""
+@dataclass(frozen=True, kw_only=True)
+class Finding(Measured):
+    """One detected change on one signal (what it measured: :class:`store.findings.Measured`)."""
 
     detector: str
     signal: SignalKey
-    window_start_ns: int
-    window_end_ns: int
-    change_ns: int | None
-    severity: Severity
-    score: float
-    effect: float | None
-    effect_text: str
-    before: float | None
-    after: float | None
-    p_value: float
-    q_value: float
     evidence: dict[str, Any] = field(default_factory=dict)
     scope: str | None = None
     """Dedupe scope instead of the detector: performance findings are merged across detectors
@@ -80,8 +69,8 @@ def effect_text(kind: str, before: float | None, after: float | None, effect: fl
 
 def finding_dict(f: Finding) -> dict[str, Any]:
     """A JSON-ready view of a finding (for reports and the CLI)."""
-    out = asdict(f)
-    out["signal"] = asdict(f.signal)
+    measured = asdict(f)
+    out = {"detector": measured.pop("detector"), "signal": asdict(f.signal), **measured}
     out["fingerprint"] = f.fingerprint
     out["id"] = f.id
     return out

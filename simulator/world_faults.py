@@ -31,6 +31,9 @@ FAULT_KINDS = (
     "call_edge",
     "batch_shift",
 )
+INVARIANT_KINDS = ("broken_propagation", "new_log_template", "attribute_change", "call_edge")
+"""Faults that break an invariant (trace context, log templates, attribute contracts, the call graph); the
+others move performance signals (latency, errors, rates, gauges, batch durations)."""
 MIN_EFFECT: dict[str, float] = {
     "latency_regression": 0.5,
     "dependency_slowdown": 1.0,

@@ -89,8 +89,28 @@ class Detected(Protocol):
     def evidence(self) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class FindingRecord:
+@dataclass(frozen=True, kw_only=True)
+class Measured:
+    """What a finding measured, however it travels (a detection run's :class:`detectors.findings.Finding`,
+    a stored :class:`FindingRecord`): its window and change time in ns since the epoch (UTC), severity,
+    score in [0, 1], the effect (relative, or None) with its text in user units, the values before
+    and after in the signal's unit, and the p- and Benjamini-Hochberg q-values."""
+
+    window_start_ns: int
+    window_end_ns: int
+    change_ns: int | None
+    severity: Severity
+    score: float
+    effect: float | None
+    effect_text: str
+    before: float | None
+    after: float | None
+    p_value: float
+    q_value: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class FindingRecord(Measured):
     """One row of ``findings``; times in ns since the epoch (UTC), ``evidence`` parsed."""
 
     id: str
@@ -101,17 +121,6 @@ class FindingRecord:
     operation: str | None
     metric: str | None
     attributes: str | None
-    window_start_ns: int
-    window_end_ns: int
-    change_ns: int | None
-    severity: str
-    score: float
-    effect: float | None
-    effect_text: str
-    before: float | None
-    after: float | None
-    p_value: float
-    q_value: float
     evidence: dict[str, Any]
     status: str
     first_seen_ns: int
@@ -138,11 +147,20 @@ _SELECT = (
 _BY_SEVERITY = sql.rank_in("severity", SEVERITIES)
 
 
+_COLUMNS = (
+    *("id", "fingerprint", "detector", "kind", "service", "operation", "metric", "attributes"),
+    *("window_start_ns", "window_end_ns", "change_ns", "severity", "score", "effect", "effect_text"),
+    *("before", "after", "p_value", "q_value", "evidence", "status", "first_seen_ns", "last_seen_ns"),
+    *("runs", "acknowledged_ns", "resolved_ns"),
+)
+"""The fields of :class:`FindingRecord` in the order ``_SELECT`` returns them."""
+
+
 def _record(row: tuple[Any, ...]) -> FindingRecord:
-    evidence = orjson.loads(row[19]) if row[19] else {}
-    if not isinstance(evidence, dict):
-        evidence = {"value": evidence}
-    return FindingRecord(*row[:19], evidence, *row[20:])  # type: ignore[arg-type,call-arg]
+    values = dict(zip(_COLUMNS, row, strict=True))
+    evidence = orjson.loads(values["evidence"]) if values["evidence"] else {}
+    values["evidence"] = evidence if isinstance(evidence, dict) else {"value": evidence}
+    return FindingRecord(**values)
 
 
 def _records(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any], order: str) -> list[FindingRecord]:
