@@ -22,20 +22,20 @@ NOW = 1_772_409_600_000_000_000
 
 def _finding(op: str, severity: Severity) -> Finding:
     return Finding(
-        "level_shift",
-        SignalKey("latency_p99", "checkout", op),
-        NOW - 3_600 * 10**9,
-        NOW,
-        NOW - 600 * 10**9,
-        severity,
-        5.0,
-        0.4,
-        "p99 +40 %",
-        100.0,
-        140.0,
-        1e-6,
-        1e-5,
-    )  # type: ignore[arg-type]
+        detector="level_shift",
+        signal=SignalKey("latency_p99", "checkout", op),
+        window_start_ns=NOW - 3_600 * 10**9,
+        window_end_ns=NOW,
+        change_ns=NOW - 600 * 10**9,
+        severity=severity,
+        score=5.0,
+        effect=0.4,
+        effect_text="p99 +40 %",
+        before=100.0,
+        after=140.0,
+        p_value=1e-6,
+        q_value=1e-5,
+    )
 
 
 def _req(fp: str, *, source: str = "alertmanager", severity: str = "critical", firing: bool = True) -> Request:

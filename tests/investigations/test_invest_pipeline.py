@@ -200,19 +200,19 @@ def test_a_persistent_finding_dispatches_an_investigation_linked_to_it(
     from store.findings import write_findings
 
     finding = Finding(
-        "level_shift",
-        SignalKey("latency_p50", "inventory", "Reserve"),
-        minute_ns(150),
-        minute_ns(215),
-        minute_ns(181),
-        "critical",
-        9.0,
-        1.5,
-        "p50 +150 %",
-        4e6,
-        1e7,
-        1e-9,
-        1e-8,
+        detector="level_shift",
+        signal=SignalKey("latency_p50", "inventory", "Reserve"),
+        window_start_ns=minute_ns(150),
+        window_end_ns=minute_ns(215),
+        change_ns=minute_ns(181),
+        severity="critical",
+        score=9.0,
+        effect=1.5,
+        effect_text="p50 +150 %",
+        before=4e6,
+        after=1e7,
+        p_value=1e-9,
+        q_value=1e-8,
     )
     store = Store(slowdown[0])
     try:
