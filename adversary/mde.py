@@ -22,7 +22,7 @@ from adversary import mutate
 from adversary.trial import TrialConfig, TrialResult, run_trial
 from simulator.labels import visits_per_request
 from simulator.plan import Plan
-from simulator.world_faults import MIN_EFFECT
+from simulator.world_faults import DRIFT_LEVEL_MIN, MIN_EFFECT
 from simulator.worlds import World, WorldConfig, generate_world
 
 MDE_SEED = 20
@@ -124,7 +124,9 @@ def measure(config: MdeConfig, run: Callable[[list[World]], list[TrialResult]] |
 
 
 def describe(cell: Cell) -> str:
-    """The cell as a user reads it: the effect in the fault's own unit."""
+    """The cell as a user reads it: the effect in the fault's own unit (a slow drift: the level it has
+    reached by the end of the window, ``DRIFT_LEVEL_MIN`` x the multiple)."""
+    unit = DRIFT_LEVEL_MIN if cell.kind == "slow_drift" else MIN_EFFECT[cell.kind]
     if cell.mde is None:
-        return f"> {MULTIPLES[-1] * MIN_EFFECT[cell.kind]:g}"
-    return f"{cell.mde * MIN_EFFECT[cell.kind]:g}"
+        return f"> {MULTIPLES[-1] * unit:g}"
+    return f"{cell.mde * unit:g}"

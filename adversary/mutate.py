@@ -13,7 +13,7 @@ import datetime as dt
 import math
 
 from simulator.scenario import Scenario
-from simulator.world_faults import MIN_EFFECT
+from simulator.world_faults import stated_minimum
 from simulator.worlds import INCIDENT_MIN, World
 
 MIN_HISTORY_MIN = 180
@@ -50,8 +50,9 @@ def with_magnitude(world: World, factor: float) -> World:
 def magnitude_of(world: World) -> float | None:
     """The fault's magnitude in units of its stated minimum effect (None without a sized fault)."""
     for f in world.scenario.faults:
-        if f.kind in MIN_EFFECT and f.kind not in ("attribute_change", "capacity_saturation"):
-            return f.magnitude / MIN_EFFECT[f.kind]
+        minimum = stated_minimum(world.scenario, f)
+        if minimum is not None:
+            return f.magnitude / minimum
     return None
 
 

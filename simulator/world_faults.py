@@ -1,8 +1,9 @@
 """Faults and benign perturbations for generated worlds (see ``simulator.worlds``).
 
 ``MIN_EFFECT`` is driftscope's stated minimum effect per fault kind, in the unit of the
-fault's ``magnitude`` (``simulator.scenario.Fault``): worlds draw magnitudes from it up
-to four times it, and the adversary calls a fault it misses above it a blind spot. The
+fault's ``magnitude`` (``simulator.scenario.Fault``) as its expected signals show it: worlds draw
+magnitudes from it up to four times it (``visible_magnitude`` converts a latency fault's into the
+simulator's unit), and the adversary calls a fault it misses above it a blind spot. The
 README's minimum-detectable-effect table (from ``driftscope adversary mde``) shows where
 detection really starts, per kind and traffic.
 """
@@ -13,10 +14,11 @@ import math
 
 import numpy as np
 
-from simulator.engine import episode_factor
+from simulator.effects import MINUTES_PER_DAY
+from simulator.engine import RTT_BASE_MS, RTT_MEAN_EXTRA_MS, episode_factor
 from simulator.labels import visits_per_request
-from simulator.plan import Plan
-from simulator.scenario import Call, Deploy, Entrypoint, Episode, Operation, Scenario
+from simulator.plan import Plan, expected_hold_ms
+from simulator.scenario import Call, Deploy, Entrypoint, Episode, Fault, Operation, Scenario
 
 FAULT_KINDS = (
     "latency_regression",
@@ -52,9 +54,16 @@ x2 slower (+100 %); a drift of +300 %/day (+12.5 %/h); +3 error percentage point
 failing and retried; demand at 1.2 x the bottleneck's capacity (``capacity_saturation``: the peak
 utilisation it causes, not the arrival multiplier); 30 % of requests losing trace context; 5 new log
 lines a minute; an attribute vanishing or changing type; a call edge removed, or added on 30 % of
-calls; a batch job 50 % slower."""
+calls; a batch job 50 % slower. Latency effects are those of the latency the fault's expected signals
+measure (see ``visible_magnitude``)."""
+DRIFT_LEVEL_MIN = MIN_EFFECT["latency_regression"]
+"""Latency a slow drift has added by the end of the window under test, at least, to count as above the
+stated minimum: what a latency regression must add. A drift of +300 %/day adds +12.5 % an hour, under the
+detectors' 20 % level floor for the first 96 minutes, so its rate alone does not make it visible within
+a 60-180 minute window."""
 MAX_MAGNITUDE = {"error_burst": 0.5, "retry_storm": 0.6, "broken_propagation": 1.0, "call_edge": 1.0}
 _CLIENT_ONLY = ("db", "cache", "external")
+_LATENCY_KINDS = ("latency_regression", "dependency_slowdown", "slow_drift")
 _RAMPED = ("latency_regression", "dependency_slowdown", "error_burst", "retry_storm", "batch_shift")
 
 
@@ -82,6 +91,42 @@ def _refs(scenario: Scenario, *, called: bool = False, traced: bool = False) -> 
             continue
         out.append(ref)
     return out
+
+
+def visible_share(scenario: Scenario, ref: str) -> float:
+    """Share of the latency ``ref``'s expected signals measure that a latency fault on it scales.
+
+    1 for an operation with spans of its own (a fault of magnitude m makes its whole duration about
+    m x longer, ``simulator.effects``). A database, cache or external provider is seen only through
+    its callers' client spans, which also time the network round trip the fault leaves alone: its
+    holding time over that plus the mean round trip (a 0.15 ms cache behind a 0.6 ms round trip
+    shows a fifth of its slowdown).
+    """
+    if scenario.operation(ref).kind not in _CLIENT_ONLY:
+        return 1.0
+    hold = expected_hold_ms(scenario, [ref])[ref]
+    return hold / (hold + RTT_BASE_MS + RTT_MEAN_EXTRA_MS)
+
+
+def visible_magnitude(scenario: Scenario, kind: str, ref: str, magnitude: float, minutes: float) -> float:
+    """The simulator's magnitude of a latency fault on ``ref`` whose expected signals show ``magnitude``.
+
+    A slow drift (per day) is raised until it has added ``DRIFT_LEVEL_MIN`` by the end of its
+    ``minutes``; then every latency kind is divided by ``visible_share``.
+    """
+    if kind == "slow_drift":
+        magnitude = max(magnitude, DRIFT_LEVEL_MIN * MINUTES_PER_DAY / minutes)
+    return round(magnitude / visible_share(scenario, ref), 4)
+
+
+def stated_minimum(scenario: Scenario, fault: Fault) -> float | None:
+    """``MIN_EFFECT`` of ``fault``'s kind in the unit of its ``magnitude`` (None: no size to compare)."""
+    if fault.kind in ("attribute_change", "capacity_saturation") or fault.kind not in MIN_EFFECT:
+        return None
+    if fault.kind in _LATENCY_KINDS and fault.target in scenario.operation_refs():
+        minutes = fault.end_min - fault.start_min
+        return visible_magnitude(scenario, fault.kind, fault.target, MIN_EFFECT[fault.kind], minutes)
+    return MIN_EFFECT[fault.kind]
 
 
 def _magnitude(rng: np.random.Generator, kind: str) -> float:
@@ -197,6 +242,9 @@ def draw_fault(
             scenario = add_batch_job(rng, scenario, measured_only=True)
             measured = [scenario.batch_jobs[-1].name]
         fault["target"] = _pick(rng, measured)
+    if kind in _LATENCY_KINDS:
+        ref = str(fault["target"])
+        fault["magnitude"] = visible_magnitude(scenario, kind, ref, magnitude, minutes=end_min - start_min)
     if kind in _RAMPED and rng.random() < 0.4:
         fault["ramp_min"] = round(float(rng.uniform(10, 45)), 1)
     released = ("latency_regression", "error_burst", "attribute_change", "call_edge", "broken_propagation")

@@ -14,7 +14,7 @@ from simulator.run import simulate
 from simulator.scenario import parse_scenario
 from simulator.scenario_toml import dump_scenario
 from simulator.sinks import StoreSink
-from simulator.world_faults import MIN_EFFECT, demand_at, rate_utilisation
+from simulator.world_faults import DRIFT_LEVEL_MIN, MIN_EFFECT, demand_at, rate_utilisation, visible_share
 from simulator.world_hostile import INJECTIONS
 from simulator.worlds import FAULT_KINDS, INCIDENT_MIN, PERTURBATIONS, WorldConfig, generate_world
 from store.connection import Store
@@ -128,3 +128,50 @@ def test_a_world_simulates_with_its_telemetry_habits() -> None:
     assert not gauged & no_gauges
     assert traced, "spans from the world"
     assert np.isfinite(world.scenario.arrivals.rate_per_s)
+
+
+def test_a_slowdown_of_an_operation_seen_only_by_its_callers_shows_its_stated_size() -> None:
+    """A database or cache is measured by its callers' client spans, round trip included: the magnitude a
+    world draws for it is the rise those spans show (``visible_magnitude``), not the rise of its own work."""
+    config = WorldConfig(rate_per_s=(4.0, 8.0), history_h=(6.0, 6.0), shares=(0.0, 0.0, 1.0),
+                         fault_kinds=("dependency_slowdown",), hostile=0.0)  # fmt: skip
+    worlds = (generate_world(s, config) for s in range(300))
+    world = next(w for w in worlds if visible_share(w.scenario, w.scenario.faults[0].target) < 0.6)
+    fault = world.scenario.faults[0].model_copy(update={"ramp_min": 0.0})  # a step, to compare two plateaus
+    scenario = world.scenario.model_copy(update={"faults": [fault]})
+    share = visible_share(scenario, fault.target)
+    stated = fault.magnitude * share
+    assert stated >= MIN_EFFECT["dependency_slowdown"] * 0.999
+    name = fault.target.partition(":")[2]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "w.duckdb")
+        try:
+            simulate(scenario, StoreSink(store), hours=(INCIDENT_MIN + 40) / 60, from_minute=INCIDENT_MIN - 40,
+                     seed=world.seed)  # fmt: skip
+            start = world.start_ns() + INCIDENT_MIN * 60_000_000_000
+            before, after = (
+                store.cursor()
+                .execute(
+                    "SELECT avg(duration_ns) FILTER (WHERE epoch_ns(start_time) < $t), "
+                    "avg(duration_ns) FILTER (WHERE epoch_ns(start_time) >= $t) "
+                    "FROM spans WHERE span_kind = 'CLIENT' AND span_name = $name",
+                    {"t": start, "name": name},
+                )
+                .fetchone()
+            )
+        finally:
+            store.close()
+    shown = after / before - 1.0
+    assert 0.7 * stated <= shown <= 1.4 * stated, (fault.target, shown, stated)
+    assert shown < 0.8 * fault.magnitude  # the operation's own work grew by more than its callers can see
+
+
+@settings(max_examples=40, deadline=None)
+@given(SEEDS, st.sampled_from(["latency_regression", "dependency_slowdown", "slow_drift"]))
+def test_latency_faults_are_drawn_at_or_above_the_stated_minimum_their_signals_show(seed: int, kind: str) -> None:
+    world = generate_world(seed, WorldConfig(shares=(0.0, 0.0, 1.0), fault_kinds=(kind,), hostile=0.0))
+    fault = world.scenario.faults[0]
+    shown = fault.magnitude * visible_share(world.scenario, fault.target)
+    assert shown >= MIN_EFFECT[kind] * 0.999
+    if kind == "slow_drift":  # the level it has added by the end of the window
+        assert shown * (fault.end_min - fault.start_min) / 1440 >= DRIFT_LEVEL_MIN * 0.999
