@@ -123,10 +123,15 @@ def measure(config: MdeConfig, run: Callable[[list[World]], list[TrialResult]] |
     return cells
 
 
+def stated_unit(kind: str) -> float:
+    """The stated minimum effect of ``kind`` in the unit the table reads: ``MIN_EFFECT``, except a slow
+    drift's, which is the level it has reached by the end of the window (``DRIFT_LEVEL_MIN``)."""
+    return DRIFT_LEVEL_MIN if kind == "slow_drift" else MIN_EFFECT[kind]
+
+
 def describe(cell: Cell) -> str:
-    """The cell as a user reads it: the effect in the fault's own unit (a slow drift: the level it has
-    reached by the end of the window, ``DRIFT_LEVEL_MIN`` x the multiple)."""
-    unit = DRIFT_LEVEL_MIN if cell.kind == "slow_drift" else MIN_EFFECT[cell.kind]
+    """The cell as a user reads it: the effect in the unit of ``stated_unit``."""
+    unit = stated_unit(cell.kind)
     if cell.mde is None:
         return f"> {MULTIPLES[-1] * unit:g}"
     return f"{cell.mde * unit:g}"

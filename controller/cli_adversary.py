@@ -144,9 +144,8 @@ def world(seed: int, max_rate: float, history: str, spans_max: float, out: Path 
 @click.option("--history-hours", "history", type=float, default=8.0, show_default=True)
 def mde(kinds: str, rates: str, worlds: int, workers: int, history: float) -> None:
     """Measure the minimum detectable effect per fault kind and request rate (a Markdown table)."""
-    from adversary.mde import KINDS, MULTIPLES, MdeConfig, describe, measure
+    from adversary.mde import KINDS, MULTIPLES, MdeConfig, describe, measure, stated_unit
     from adversary.search import run_many
-    from simulator.world_faults import MIN_EFFECT
 
     chosen = tuple(k for k in kinds.split(",") if k) or KINDS
     unknown = [k for k in chosen if k not in KINDS]
@@ -164,6 +163,6 @@ def mde(kinds: str, rates: str, worlds: int, workers: int, history: float) -> No
     for kind in chosen:
         row = [c for c in cells if c.kind == kind]
         values = [describe(c) for c in row] if len(row) == len(levels) else [describe(row[0])] * len(levels)
-        click.echo(f"| {kind} | {MIN_EFFECT[kind]:g} | " + " | ".join(values) + " |")
+        click.echo(f"| {kind} | {stated_unit(kind):g} | " + " | ".join(values) + " |")
     click.echo(f"multiples of the stated minimum tried: {', '.join(f'{m:g}' for m in MULTIPLES)}; "
                f"{worlds} worlds per cell, {history:g} h of history")  # fmt: skip

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from adversary import mutate, score
+from adversary.mde import Cell, describe, with_multiple
 from adversary.regressions import EXPECT, Regression, holds, read_manifest, write_manifest, write_regression
 from adversary.search import HELD_OUT_SEARCH_SEED, world_seeds
 from adversary.trial import Failure, TrialResult
@@ -14,8 +15,8 @@ from detectors.base import SignalKey
 from detectors.findings import Finding
 from simulator.labels import ExpectedSignal, FaultLabel
 from simulator.scenario import load_scenario
-from simulator.world_faults import MIN_EFFECT, utilisation
-from simulator.worlds import INCIDENT_MIN, generate_world
+from simulator.world_faults import DRIFT_LEVEL_MIN, MIN_EFFECT, utilisation, visible_share
+from simulator.worlds import INCIDENT_MIN, WorldConfig, generate_world
 
 NS_MIN = 60_000_000_000
 FAULT = FaultLabel(
@@ -126,3 +127,22 @@ def test_search_seeds_never_reach_the_held_out_worlds_by_accident() -> None:
     with pytest.raises(ValueError, match="1000 worlds"):
         world_seeds(1, 1001)
     assert set(MIN_EFFECT) >= {"latency_regression", "error_burst", "capacity_saturation"}
+
+
+def test_the_mde_search_sizes_faults_in_what_their_signals_show() -> None:
+    """At 1x the stated minimum a cache's slowdown shows +100 % in its callers' spans, not in its own work,
+    and a slow drift has added DRIFT_LEVEL_MIN by the end of its window; the table reads the drift's level."""
+    config = WorldConfig(shares=(0.0, 0.0, 1.0), fault_kinds=("dependency_slowdown",), hostile=0.0)
+    cache = next(w for w in (generate_world(s, config) for s in range(300))
+                 if visible_share(w.scenario, w.scenario.faults[0].target) < 0.5)  # fmt: skip
+    at_minimum = with_multiple(cache, 1.0).scenario
+    fault = at_minimum.faults[0]
+    assert fault.magnitude * visible_share(at_minimum, fault.target) == pytest.approx(1.0, rel=1e-3)
+    assert fault.magnitude > 2.0
+    drift_config = WorldConfig(shares=(0.0, 0.0, 1.0), fault_kinds=("slow_drift",), hostile=0.0)
+    drift = with_multiple(generate_world(7, drift_config), 1.0).scenario
+    d = drift.faults[0]
+    reached = d.magnitude * visible_share(drift, d.target) * (d.end_min - d.start_min) / 1440
+    assert reached == pytest.approx(DRIFT_LEVEL_MIN, rel=1e-3)
+    assert describe(Cell("slow_drift", 1.0, 2.0, ())) == f"{2 * DRIFT_LEVEL_MIN:g}"
+    assert describe(Cell("latency_regression", 1.0, None, ())) == f"> {4 * MIN_EFFECT['latency_regression']:g}"
