@@ -136,7 +136,8 @@ def _investigate(
 
 
 def run_trial(world: World, work_dir: Path | None = None, config: TrialConfig | None = None) -> TrialResult:
-    """Simulate, detect, investigate and score ``world`` (a temporary directory when ``work_dir`` is None)."""
+    """Simulate, detect, investigate and score ``world`` (a temporary directory when ``work_dir`` is None; a given
+    one keeps the store, replaced by each trial run in it)."""
     config = config or TrialConfig()
     own = work_dir is None
     work = Path(tempfile.mkdtemp(prefix=f"driftscope-world-{world.seed}-")) if work_dir is None else work_dir
@@ -152,6 +153,8 @@ def _run(world: World, work: Path, config: TrialConfig) -> TrialResult:
     wall: dict[str, float] = {}
     failures: list[Failure] = []
     started = time.perf_counter()
+    for stale in (work / "world.duckdb", work / "world.duckdb.wal"):  # a reused directory: simulate afresh, never
+        stale.unlink(missing_ok=True)  # into a store that already holds a run (every span would count twice)
     store = Store(work / "world.duckdb")
     try:
         summary = simulate(world.scenario, StoreSink(store), hours=world.window_end_min / 60,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from investigations.environment import Environment
 from investigations.propose import propose
@@ -217,18 +218,31 @@ history than the playbook's baseline (a slow drift is small within one incident 
 
 
 def _findings(res: ToolResult, cands: list[_Cand]) -> list[_Cand]:
-    """Candidates from the performance findings of the window (request signals on an operation)."""
+    """Candidates from the performance findings of the window: request signals on an operation, and a service's
+    own duration histograms (a batch job's runs: no span check sees them)."""
     out: list[_Cand] = []
     named = {(c.service, c.operation) for c in cands}
-    for i, r in enumerate(res.data.get("rows", [])):
+    rows = res.data.get("rows", [])
+
+    def on_request(r: dict[str, Any]) -> bool:
         kind = r["kind"] or ""
-        if not r["operation"] or not (kind.startswith("latency_") or kind in ("error_ratio", "rate")):
+        return bool(r["operation"]) and (kind.startswith("latency_") or kind in ("error_ratio", "rate"))
+
+    # a service's histogram moves with its operations: only a service nothing else names is a candidate of its own
+    services = {c.service for c in cands} | {r["service"] for r in rows if on_request(r)}
+    for i, r in enumerate(rows):
+        kind = r["kind"] or ""
+        request = on_request(r)
+        measured = not r["operation"] and kind.startswith("histogram_") and bool(r["metric"])
+        if not (request or (measured and r["service"] not in services)):
             continue
         strength = FINDING_STRENGTH.get(r["severity"], 0.25)
-        text = f"{r['service']} {r['operation']}: {r['detector']} found {r['effect_text']} since {r['changed']}"
+        subject = r["operation"] if request else r["metric"]
+        text = f"{r['service']} {subject}: {r['detector']} found {r['effect_text']} since {r['changed']}"
         if (r["service"], r["operation"]) in named:
             strength = 0.0  # corroboration only: the claim joins the check's candidate
-        c = _Cand(r["service"], r["operation"], f"change found by detection ({r['detector']}: {kind})", strength)
+        what = kind if request else f"{kind} of {r['metric']}"
+        c = _Cand(r["service"], r["operation"], f"change found by detection ({r['detector']}: {what})", strength)
         c.claims.append(_claim(res, i, "q_value", text))
         out.append(c)
     return out

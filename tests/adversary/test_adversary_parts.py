@@ -146,3 +146,19 @@ def test_the_mde_search_sizes_faults_in_what_their_signals_show() -> None:
     assert reached == pytest.approx(DRIFT_LEVEL_MIN, rel=1e-3)
     assert describe(Cell("slow_drift", 1.0, 2.0, ())) == f"{2 * DRIFT_LEVEL_MIN:g}"
     assert describe(Cell("latency_regression", 1.0, None, ())) == f"> {4 * MIN_EFFECT['latency_regression']:g}"
+
+
+def test_a_trial_rerun_in_its_directory_starts_from_a_fresh_store(tmp_path: Path) -> None:
+    # a reused work directory once kept the first run's store: the second simulated into it and every span,
+    # edge and child count doubled (invariant checks then saw half the calls of every edge "missing")
+    from adversary.trial import TrialConfig, run_trial
+
+    world = generate_world(5, WorldConfig(history_h=(6.0, 6.0), spans_max=1e4, shares=(1, 0, 0), hostile=0.0))
+    first = run_trial(world, tmp_path, TrialConfig(investigate=False))
+    second = run_trial(world, tmp_path, TrialConfig(investigate=False))
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "world.duckdb"), read_only=True) as con:
+        stored = con.execute("SELECT count(*) FROM spans").fetchone()
+    assert first.spans > 0 and stored == (first.spans,)
+    assert second.findings == first.findings and second.false_alarms == first.false_alarms

@@ -65,3 +65,13 @@ def test_a_job_every_five_minutes_is_judged_on_its_runs_in_a_detection_run() -> 
     assert tests and tests[0].passing.tolist() == [True]
     assert tests[0].detection.change_index[0] >= 360 + 60
     assert not _sparse_tests(_job(5, shift=1.0, every=5, history_min=360, window_min=180), NoiseControl())[0].passing[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_high_run_before_the_change_does_not_pull_the_change_earlier(seed: int) -> None:
+    # found by the adversary (dev worlds 21201, 21208): a run above the history's 90th percentile two runs
+    # before a shift ranks high, so a rank statistic (Pettitt's) moved the change to it, before the fault began
+    batch = _job(seed, shift=2.5)
+    batch.values[0, 1440 + 40] = 45.0 * np.exp(0.5)  # 2.5 sigma above the median: the top percent of history
+    det = SparseShift().detect(batch)
+    assert det.change_index[0] == 1440 + 60
