@@ -6,7 +6,8 @@ per (parent operation, child operation): parents, successful parents, parents ha
 child, children, and the fan-out range. From a baseline that yields the laws:
 
 - ``callees``: the closed set of operations a parent operation calls (a new edge breaks it);
-- ``call_edge``: an edge and its rate (children per parent; a vanished edge breaks it);
+- ``call_edge``: an edge and its rate (children per successful parent; a vanished edge breaks it:
+  a parent that failed, or was shed by an overflowing queue, may never have made the call);
 - ``required_child``: every successful parent has this child ("every POST /checkout has a
   child span charge"); ``client_server``: every CLIENT span is matched by a SERVER child;
 - ``fanout``: the range of children per parent;
@@ -37,7 +38,8 @@ from detectors.invariants.stats import (
 from store.connection import fetch_arrow
 
 CHILD_MARGIN_NS = 120 * 10**9
-"""Children of a window's parents may start this long after its end (async work, queues)."""
+"""Children of a window's parents may start this long after the window's end, or the last parent's end when
+later (async work, queues)."""
 KINDS = ("callees", "call_edge", "required_child", "client_server", "fanout", "never_root")
 
 _EDGES_SQL = """
@@ -54,16 +56,19 @@ WITH p AS (
 ), e AS (
     SELECT ps AS service, po AS operation, pk AS span_kind, cs || ':' || co AS child, ck AS child_kind,
            count(*) AS with_child, count(*) FILTER (ok) AS ok_with_child, sum(k)::BIGINT AS children,
-           min(k) AS fan_lo, max(k) AS fan_hi, epoch_ns(max(pt)) AS last_call_ns
+           coalesce(sum(k) FILTER (ok), 0)::BIGINT AS ok_children, min(k) AS fan_lo, max(k) AS fan_hi,
+           epoch_ns(max(pt) FILTER (ok)) AS last_call_ns
     FROM pc GROUP BY ALL
 )
 SELECT e.*,
        (SELECT count(*) FROM p WHERE p.service_name = e.service AND p.span_name = e.operation
-        AND p.span_kind = e.span_kind AND epoch_ns(p.start_time) > e.last_call_ns) AS parents_after
+        AND p.span_kind = e.span_kind AND p.status_code != 'ERROR'
+        AND epoch_ns(p.start_time) > coalesce(e.last_call_ns, 0)) AS ok_parents_after
 FROM e
 """
-"""Per parent -> child operation pair; ``last_call_ns`` is the start of the last parent that had the
-child, ``parents_after`` the parents since (the tail over which a vanished edge has been silent)."""
+"""Per parent -> child operation pair; ``last_call_ns`` is the start of the last successful parent that had
+the child, ``ok_parents_after`` the successful parents since (the tail over which a vanished edge has been
+silent)."""
 
 _PARENTS_SQL = """
 SELECT service_name AS service, span_name AS operation, span_kind, count(*) AS parents,
@@ -81,14 +86,18 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
 def structure_profile(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(edges, parents) of [start, end): per parent->child operation pair, and per operation.
 
-    Parents are sampled per operation (``sqltext.sampled_spans_sql``); all their children are counted.
+        Parents are sampled per operation (``sqltext.sampled_spans_sql``); all their children are counted, up to
+    ``CHILD_MARGIN_NS`` after the last of them ends (a parent queued for minutes calls late: a bound at the
+    window's end would call its children missing).
     """
-    columns = "trace_id, span_id, parent_span_id, service_name, span_name, span_kind, status_code, start_time"
+    columns = "trace_id, span_id, parent_span_id, service_name, span_name, span_kind, status_code, start_time, end_time"
     # materialised: with its true size known, the join builds on the sampled parents, not on all children
     sample = sampled_spans_sql(columns, start_ns, end_ns)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _invariant_parents AS SELECT * FROM {sample}")
     try:
-        cw = window_sql("start_time", start_ns, end_ns + CHILD_MARGIN_NS)
+        row = con.execute("SELECT epoch_ns(max(end_time)) FROM _invariant_parents").fetchone()
+        last_end = int(row[0]) if row and row[0] is not None else end_ns
+        cw = window_sql("start_time", start_ns, max(end_ns, last_end) + CHILD_MARGIN_NS)
         edges = _frame(con, _EDGES_SQL.format(sample="_invariant_parents", cw=cw))
         parents = _frame(con, _PARENTS_SQL.format(sample="_invariant_parents"))
     finally:
@@ -112,13 +121,13 @@ def learn_structure(edges: pl.DataFrame, parents: pl.DataFrame) -> list[Invarian
             continue
         base = _base(row)
         conf = float(confidence(n))
-        rate = row["children"] / n
+        ok = int(row["ok_parents"])
+        rate = row["ok_children"] / ok if ok else 0.0
         pair = row["span_kind"] == "CLIENT" and row["child_kind"] == "SERVER"
-        if not pair:  # a client's server side is judged by client_server and conservation
+        if not pair and rate > 0:  # a client's server side is judged by client_server and conservation
             out.append(
                 Invariant("call_edge", **base, subject=row["child"], params={"rate": rate}, support=n, confidence=conf)
             )
-        ok = int(row["ok_parents"])
         if ok >= MIN_SUPPORT and row["ok_with_child"] == ok:
             kind = "client_server" if pair else "required_child"
             out.append(Invariant(kind, **base, subject=row["child"], support=ok, confidence=float(confidence(ok))))
@@ -213,7 +222,7 @@ def check_structure(
             what = "have no SERVER child" if inv.kind == "client_server" else f"lack child {inv.subject}"
             _add(con, out, inv, (x, m, floor), win, text=f"{x:,d} of {m:,d} successful spans {what}")
         elif inv.kind == "call_edge":
-            _vanished(con, out, inv, (int(p["parents"]), e), win)
+            _vanished(con, out, inv, (int(p["ok_parents"]), e), win)
         elif inv.kind == "callees":
             known = set(inv.params.get("callees", []))
             for key, r in edge.items():
@@ -250,19 +259,19 @@ def _vanished(
     the window's count, and the silence since the last parent that made the call (a low-traffic
     caller's edge removed halfway through a window is seen by the second long before the first).
     """
-    m, e = observed
+    m, e = observed  # successful parents: a failed one may never have made the call
     rate = float(inv.params.get("rate", 0.0))
-    seen = int(e["children"]) if e else 0
-    after = int(e["parents_after"]) if e else m
+    seen = int(e["ok_children"]) if e else 0
+    after = int(e["ok_parents_after"]) if e and e["last_call_ns"] is not None else m
     expected, expected_tail = rate * m, rate * after
     p_window, p_tail = float(drop_p_value(seen, expected)[()]), float(drop_p_value(0, expected_tail)[()])
     pv = min(1.0, 2 * min(p_window, p_tail))
     if max(expected, expected_tail) < 10 or pv >= ALPHA:
         return
     start_ns, end_ns = win
-    if e is not None and p_tail < p_window:
+    if e is not None and e["last_call_ns"] is not None and p_tail < p_window:
         text = (
-            f"edge {inv.subject} vanished: no call on the last {after:,d} of {m:,d} spans, "
+            f"edge {inv.subject} vanished: no call on the last {after:,d} of {m:,d} successful spans, "
             f"where {expected_tail:,.0f} were expected"
         )
         sql = counterexample_sql(inv, int(e["last_call_ns"]) + 1, end_ns)
