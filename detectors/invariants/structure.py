@@ -86,7 +86,7 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
 def structure_profile(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(edges, parents) of [start, end): per parent->child operation pair, and per operation.
 
-        Parents are sampled per operation (``sqltext.sampled_spans_sql``); all their children are counted, up to
+    Parents are sampled per operation (``sqltext.sampled_spans_sql``); all their children are counted, up to
     ``CHILD_MARGIN_NS`` after the last of them ends (a parent queued for minutes calls late: a bound at the
     window's end would call its children missing).
     """
