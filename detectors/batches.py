@@ -10,7 +10,7 @@ histograms against the history at comparable demand.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -94,10 +94,39 @@ def _read(con: duckdb.DuckDBPyConnection, kind: str, window: Window, history_s: 
     return _Raw(keys, grid, values, samples, window_start, full)
 
 
+ENTRY_ROOT_SHARE = 0.5
+"""Share of an operation's server spans in the history that start a trace for it to be an entry point."""
+
+
+def entry_points(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> set[tuple[str, str]]:
+    """(service, operation) of the server operations whose spans in [start, end) mostly start a trace: where
+    demand enters the system (an operation called from inside moves with its callers, and with their faults)."""
+    rows = con.execute(
+        "SELECT service_name, span_name FROM spans WHERE span_kind = 'SERVER' AND start_time >= ? AND start_time < ? "
+        "GROUP BY ALL HAVING avg((parent_span_id IS NULL)::DOUBLE) >= ?",
+        [start, end, ENTRY_ROOT_SHARE],
+    ).fetchall()
+    return {(str(r[0]), str(r[1])) for r in rows}
+
+
 def demand(con: duckdb.DuckDBPyConnection, window: Window, history_s: int) -> np.ndarray | None:
-    """Per point of history + window, the traffic factor of the request rates (``analysis.traffic``)."""
+    """Per point of history + window, the traffic factor of the request rates (``analysis.traffic``).
+
+    Read from the entry points' rates when the history shows any: demand arrives there, and a removed
+    call edge that empties a third of the operations below it is not the whole system getting quieter
+    (pooled over every operation, it made all the others read busier "at constant traffic"). Without
+    traces to tell entry points apart, every operation's rate.
+    """
     raw = _read(con, "rate", window, history_s)
-    return None if raw is None else traffic_factor(raw.values, raw.window_start, resolution_s=window.resolution_s)
+    if raw is None:
+        return None
+    entries = entry_points(con, raw.full.start, window.start)
+    rows = [i for i, k in enumerate(raw.keys) if (k.service, k.operation) in entries]
+    if rows:
+        factor = traffic_factor(raw.values[rows], raw.window_start, min_series=1, resolution_s=window.resolution_s)
+        if factor is not None:
+            return factor
+    return traffic_factor(raw.values, raw.window_start, resolution_s=window.resolution_s)
 
 
 def build_batch(

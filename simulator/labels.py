@@ -196,9 +196,22 @@ def _affected(plan: Plan, f: Fault, expected: list[ExpectedSignal]) -> list[Expe
                 out.append(ExpectedSignal("error_ratio", info.service, info.name, "up"))
             if "rate" in kinds or f.kind == "retry_storm":
                 out.append(ExpectedSignal("rate", info.service, info.name, "up"))
-    if f.kind == "call_edge" and f.change == "add" and target is not None and f.to in plan.op_index:
-        out += _added_edge(plan, target, plan.op_index[f.to])
+    if f.kind == "call_edge" and target is not None and f.to in plan.op_index:
+        callee = plan.op_index[f.to]
+        out += _added_edge(plan, target, callee) if f.change == "add" else _removed_edge(plan, callee)
     return list(dict.fromkeys(out))
+
+
+def _below(plan: Plan, op: int) -> set[int]:
+    """``op`` and the operations it calls, transitively."""
+    below, todo = {op}, [op]
+    while todo:
+        parent = todo.pop()
+        for s in plan.sites:
+            if s.parent >= 0 and plan.sites[s.parent].op == parent and s.op not in below:
+                below.add(s.op)
+                todo.append(s.op)
+    return below
 
 
 def _added_edge(plan: Plan, caller: int, callee: int) -> list[ExpectedSignal]:
@@ -210,18 +223,17 @@ def _added_edge(plan: Plan, caller: int, callee: int) -> list[ExpectedSignal]:
         out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("latency_p50", "latency_p99")]
         out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("queue_depth", "active_requests")]
         out.append(ExpectedSignal("histogram_p50", info.service, None, "up"))
-    below, todo = {callee}, [callee]
-    while todo:
-        parent = todo.pop()
-        for s in plan.sites:
-            if s.parent >= 0 and plan.sites[s.parent].op == parent and s.op not in below:
-                below.add(s.op)
-                todo.append(s.op)
-    for o in sorted(below):
+    for o in sorted(_below(plan, callee)):
         info = plan.ops[o]
         out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("rate", "latency_p50", "latency_p99")]
         out += [ExpectedSignal(k, info.service, info.name, "up") for k in ("queue_depth", "active_requests")]
     return out
+
+
+def _removed_edge(plan: Plan, callee: int) -> list[ExpectedSignal]:
+    """Consequences of a synchronous call removed: the callee and its own calls, transitively, lose those calls
+    (their rates fall). Nothing is slower for it, so no latency is a consequence."""
+    return [ExpectedSignal("rate", plan.ops[o].service, plan.ops[o].name, "down") for o in sorted(_below(plan, callee))]
 
 
 def ground_truth(plan: Plan, start_ns: int, hours: float) -> GroundTruth:

@@ -28,3 +28,16 @@ def test_an_added_call_slows_its_caller_and_loads_its_callee() -> None:
 def test_a_removed_call_makes_nothing_slower() -> None:
     affected = _affected("call-edge-removed")
     assert not any(signal.startswith("latency_") for signal, _, _ in affected)
+
+
+def test_a_removed_call_empties_its_callee_and_what_it_calls() -> None:
+    # found on development worlds (21600, 21623): a removed edge's callee and the operations below it lose those
+    # calls, and their falling rates were scored as unrelated findings (an added edge's were always consequences)
+    plan = Plan.compile(load_scenario(library()["call-edge-removed"]))
+    (fault,) = ground_truth(plan, 0, plan.scenario.hours).faults
+    callee = plan.op_index[plan.scenario.faults[0].to or ""]
+    rates = {(e.service, e.operation) for e in fault.affected if e.signal == "rate" and e.direction == "down"}
+    assert (plan.ops[callee].service, plan.ops[callee].name) in rates
+    below = {(plan.ops[s.op].service, plan.ops[s.op].name) for s in plan.sites
+             if s.parent >= 0 and plan.sites[s.parent].op == callee}  # fmt: skip
+    assert below <= rates
