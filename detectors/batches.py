@@ -22,6 +22,8 @@ from analysis.histogram import LogHistogram
 from analysis.series import Distribution
 from analysis.traffic import at_constant_traffic, at_seen_traffic, elasticity, gauges_at_seen_demand, traffic_factor
 from detectors.base import SeriesBatch, SignalKey
+from store import raw as raw_reads
+from store.timeconv import ns_from_datetime
 
 SPAN_KINDS = ("rate", "error_ratio", "latency_p50", "latency_p99")
 WATCHED_EMPTY = 1e-9
@@ -101,12 +103,7 @@ ENTRY_ROOT_SHARE = 0.5
 def entry_points(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> set[tuple[str, str]]:
     """(service, operation) of the server operations whose spans in [start, end) mostly start a trace: where
     demand enters the system (an operation called from inside moves with its callers, and with their faults)."""
-    rows = con.execute(
-        "SELECT service_name, span_name FROM spans WHERE span_kind = 'SERVER' AND start_time >= ? AND start_time < ? "
-        "GROUP BY ALL HAVING avg((parent_span_id IS NULL)::DOUBLE) >= ?",
-        [start, end, ENTRY_ROOT_SHARE],
-    ).fetchall()
-    return {(str(r[0]), str(r[1])) for r in rows}
+    return raw_reads.entry_points(con, ns_from_datetime(start), ns_from_datetime(end), ENTRY_ROOT_SHARE)
 
 
 def demand(con: duckdb.DuckDBPyConnection, window: Window, history_s: int) -> np.ndarray | None:

@@ -54,6 +54,20 @@ GROUP BY ALL
 """
 
 
+_ENTRY_POINTS = """
+SELECT service_name, span_name FROM spans
+WHERE span_kind = 'SERVER' AND start_time >= make_timestamp_ns($start) AND start_time < make_timestamp_ns($end)
+GROUP BY ALL HAVING avg((parent_span_id IS NULL)::DOUBLE) >= $share
+"""
+
+
+def entry_points(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int, share: float) -> set[tuple[str, str]]:
+    """(service, operation) of the server operations whose spans in [start_ns, end_ns) start a trace
+    (have no parent) in at least ``share`` (0-1) of cases: where demand enters the system."""
+    rows = con.execute(_ENTRY_POINTS, {"start": start_ns, "end": end_ns, "share": share}).fetchall()
+    return {(str(a), str(b)) for a, b in rows}
+
+
 def server_minutes(con: duckdb.DuckDBPyConnection, start_ns: int, end_ns: int) -> pa.Table:
     """Per served operation (``service:span``) and minute since ``start_ns`` of [start, end) in raw
     spans: requests ``n``, median latency of successes ``p50_ms`` (ms), ``error_ratio`` (0-1)."""
