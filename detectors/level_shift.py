@@ -91,6 +91,11 @@ class LevelShift(Detector):
     never below 1. The CUSUM's false-alarm rate is exponential in ``h / variance``, so an
     underestimated variance, not a missed shift, is the costly error.
 
+    The change is dated where a shift from the reference level most likely began
+    (:func:`likeliest_start`) within the alarming excursion, not at the excursion's start:
+    noise opens an excursion early, and the median levels before and after are read from
+    the dated change on.
+
     Null calibration (p-values and scores): Siegmund's corrected diffusion approximation
     of the average run length of a one-sided CUSUM of N(0, 1) increments (D. Siegmund,
     1985, "Sequential Analysis: Tests and Confidence Intervals", Springer),
@@ -138,7 +143,7 @@ class LevelShift(Detector):
     >>> d = LevelShift().detect(batch)
     >>> alarms = np.flatnonzero(d.alert[0])
     >>> int(d.change_index[0]), int(alarms[0]), int(alarms[-1]), len(alarms), bool(d.p_value[0] < 1e-100)
-    (449, 456, 599, 144, True)
+    (450, 456, 599, 144, True)
     >>> round(float(d.effect[0]), 3)
     0.029
     """
@@ -246,6 +251,7 @@ class LevelShift(Detector):
             peak = int(np.argmax(np.where(flags, stat, -np.inf)))
             zeros_before = np.flatnonzero(stat[:peak] == 0.0)
             start = int(zeros_before[-1]) + 1 if zeros_before.size else 0
+            start = likeliest_start(model.y[i] * (1.0 if rising else -1.0), start, peak)
             zeros_after = np.flatnonzero(stat[peak:] == 0.0)
             stop = peak + int(zeros_after[0]) if zeros_after.size else t  # exclusive
             run = np.zeros(t, dtype=bool)
@@ -318,6 +324,24 @@ def _pad_front(det: Detection, first: int, t: int) -> Detection:
         details[key] = det.details[key] + first
     change = np.where(det.change_index >= 0, det.change_index + first, -1).astype(np.int64)
     return Detection(score, alert, det.p_value, change, det.effect, det.before, det.after, details)
+
+
+def likeliest_start(y: FloatArray, start: int, peak: int) -> int:
+    """The most likely start in [start, peak] of a rise of ``y`` that lasts to ``peak`` (NaN points skipped).
+
+    Page's estimate, the CUSUM's last zero before its peak, starts the excursion at the first
+    point where ``y`` exceeded the reference value ``k``, which noise does early: a shift of
+    several ``k`` is often dated minutes before it began. The maximum-likelihood start of a shift
+    of unknown size from the reference level (0) maximises ``S^2 / N`` with ``S`` the sum of the
+    ``N`` points from the start to the peak (a change in mean of Gaussian points).
+    """
+    seg = y[start : peak + 1]
+    ok = np.isfinite(seg)
+    total = np.cumsum(np.where(ok, seg, 0.0)[::-1])[::-1]
+    count = np.cumsum(ok[::-1])[::-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fit = np.where((count > 0) & (total > 0), total * total / count, -np.inf)
+    return start + int(np.argmax(fit)) if np.isfinite(fit).any() else start
 
 
 def two_sided_cusum(y: FloatArray, k: float | FloatArray) -> tuple[FloatArray, FloatArray]:
