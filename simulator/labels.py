@@ -44,7 +44,9 @@ class FaultLabel:
     affected: list[ExpectedSignal] = field(default_factory=list)
     """``expected`` plus the consequences a correct detector may also report: the same symptom
     on synchronous callers up the chain, the operation's queue and in-flight gauges, its
-    service's request-duration histogram (precision is scored on these)."""
+    service's request-duration histogram, the fan-out of callers that retry a failing call,
+    the log templates of services whose errors rise (their logs depend on the outcome: error
+    lines appear, success lines thin out) (precision is scored on these)."""
 
 
 @dataclass
@@ -199,7 +201,25 @@ def _affected(plan: Plan, f: Fault, expected: list[ExpectedSignal]) -> list[Expe
     if f.kind == "call_edge" and target is not None and f.to in plan.op_index:
         callee = plan.op_index[f.to]
         out += _added_edge(plan, target, callee) if f.change == "add" else _removed_edge(plan, callee)
+    if f.kind in ("retry_storm", "error_burst") and target is not None:
+        out += _retried_calls(plan, target, every_caller=f.kind == "retry_storm")
+    failing = sorted({e.service for e in out if e.signal == "error_ratio"})
+    out += [ExpectedSignal("log_template", service, None, "change") for service in failing]
     return list(dict.fromkeys(out))
+
+
+def _retried_calls(plan: Plan, callee: int, *, every_caller: bool) -> list[ExpectedSignal]:
+    """Callers whose calls to a failing ``callee`` are retried (every caller in a retry storm, those with retries
+    configured otherwise): each failed call is made again, so their fan-out to it rises (a call-edge change)."""
+    callers = sorted(
+        {
+            plan.sites[s.parent].op
+            for s in plan.sites
+            if s.op == callee and s.parent >= 0 and s.call is not None and (every_caller or s.call.retries > 0)
+        }
+    )
+    ref = plan.ops[callee].ref
+    return [ExpectedSignal("call_edge", plan.ops[o].service, plan.ops[o].name, "change", ref) for o in callers]
 
 
 def _below(plan: Plan, op: int) -> set[int]:

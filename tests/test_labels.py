@@ -41,3 +41,25 @@ def test_a_removed_call_empties_its_callee_and_what_it_calls() -> None:
     below = {(plan.ops[s.op].service, plan.ops[s.op].name) for s in plan.sites
              if s.parent >= 0 and plan.sites[s.parent].op == callee}  # fmt: skip
     assert below <= rates
+
+
+def test_a_retry_storm_changes_the_retrying_callers_fan_out() -> None:
+    # found on held-out worlds (120021, 120068, 120082): a caller retrying a failing call makes it up to three
+    # more times, and the call-edge check saw that fan-out change on the caller; it was scored as unrelated
+    plan = Plan.compile(load_scenario(library()["retry-storm"]))
+    (fault,) = ground_truth(plan, 0, plan.scenario.hours).faults
+    edges = {(e.service, e.operation, e.detail) for e in fault.affected if e.signal == "call_edge"}
+    assert edges == {("payment", "Charge", "bank:Authorize")}
+
+
+def test_an_error_burst_without_retries_changes_no_fan_out_but_the_failing_services_logs() -> None:
+    plan = Plan.compile(load_scenario(library()["error-burst"]))
+    (fault,) = ground_truth(plan, 0, plan.scenario.hours).faults
+    assert not any(e.signal == "call_edge" for e in fault.affected)  # the one call to it is not retried
+    logs = {e.service for e in fault.affected if e.signal == "log_template"}
+    failing = {e.service for e in fault.affected if e.signal == "error_ratio"}
+    assert logs == failing and "inventory" in logs and "checkout" in logs
+
+
+def test_a_latency_fault_changes_no_log_template() -> None:
+    assert not any(signal == "log_template" for signal, _, _ in _affected("dependency-slowdown"))
