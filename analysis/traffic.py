@@ -11,8 +11,11 @@ hours is no ramp at all).
 Per point ``t`` (all series share the time axis):
 
 1. each series' ratio to its own history median, ``r_i(t) = x_i(t) / m_i`` (series with a
-   positive history median only; ``x_i(t)`` the mean over ``smooth`` points centred on t, so
-   that a minute of thin traffic is not read as demand);
+   positive history median only; ``x_i(t)`` the mean over ``w`` points centred on t, so that a
+   minute of thin traffic is not read as demand: ``w`` is ``smooth`` points, or as many more
+   as all the series need to carry ``POOLED_REQUESTS`` requests in the history's quiet hours,
+   up to an hour: at 5 requests a minute over all the series, a factor read from 5 minutes
+   is off by 20 % at one sigma, and every rate divided by it moves with it);
 2. the median ratio over series, ``med(t)``, needing ``min_series`` ratios;
 3. the factor is the pooled ratio of the series within a factor ``band`` of the median or
    within Poisson noise of it (``resolution_s`` turns rates into requests; a quiet series'
@@ -41,7 +44,12 @@ BAND = 2.0
 
 
 SMOOTH = 5
-"""Points pooled around each point (centred): demand moves over minutes, and a minute of thin traffic is noise."""
+"""Points pooled around each point (centred) at the least: demand moves over minutes, and a minute of thin traffic
+is noise."""
+POOLED_REQUESTS = 100.0
+"""Requests the pooled points should carry: the factor's Poisson error is then about 10 % (1 / sqrt(100))."""
+WIDTHS = (5, 9, 15, 31, 61)
+"""Pooling widths tried, narrowest first: thin traffic is pooled over up to an hour of points."""
 
 
 def _centred_mean(x: FloatArray, width: int) -> FloatArray:
@@ -57,6 +65,17 @@ def _centred_mean(x: FloatArray, width: int) -> FloatArray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out: FloatArray = np.where(c > 0, s / c, np.nan)
     return out
+
+
+def pooling_width(values: FloatArray, history_end: int, least: int, resolution_s: float) -> int:
+    """Points pooled around each point: the narrowest of ``WIDTHS`` (at least ``least``) over which all the series
+    together carry ``POOLED_REQUESTS`` requests at the history's quiet hours (its 10th percentile)."""
+    total = np.nansum(np.maximum(np.asarray(values[:, :history_end], dtype=np.float64), 0.0), axis=0) * resolution_s
+    quiet = float(np.percentile(total, 10)) if total.size else 0.0
+    for width in (w for w in WIDTHS if w >= least):
+        if quiet * width >= POOLED_REQUESTS:
+            return width
+    return max(least, WIDTHS[-1])
 
 
 def traffic_factor(
@@ -82,14 +101,16 @@ def traffic_factor(
     n, t = x.shape
     if n < min_series or t == 0:
         return None
-    hist = x[:, :history_end] if 0 < history_end <= t else x
+    h_end = history_end if 0 < history_end <= t else t
+    width = pooling_width(x, h_end, smooth, resolution_s)
+    xs = _centred_mean(x, width)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        m = np.nanmedian(hist, axis=1)
+        m = np.nanmedian(xs[:, :h_end], axis=1)
     usable = np.isfinite(m) & (m > 0)
     if usable.sum() < min_series:
         return None
-    xs, ms = _centred_mean(x[usable], smooth), m[usable][:, np.newaxis]
+    xs, ms = xs[usable], m[usable][:, np.newaxis]
     ratio = xs / ms
     finite = np.isfinite(ratio)
     count = finite.sum(axis=0)
@@ -99,9 +120,9 @@ def traffic_factor(
     known = (count >= min_series) & np.isfinite(med) & (med > 0)
     # Near the median: within ``band``, or within Poisson noise of it (3 sigma + 1 request over the pooled
     # points): a quiet series' empty minutes are demand too, and leaving them out would bias the factor up.
-    expected = ms * med[np.newaxis, :] * resolution_s * smooth
+    expected = ms * med[np.newaxis, :] * resolution_s * width
     with np.errstate(divide="ignore", invalid="ignore"):
-        close = np.abs(xs * resolution_s * smooth - expected) <= 3.0 * np.sqrt(expected) + 1.0
+        close = np.abs(xs * resolution_s * width - expected) <= 3.0 * np.sqrt(expected) + 1.0
         near = finite & (close | ((ratio > 0) & (np.abs(np.log(ratio) - np.log(med)) <= np.log(band))))
     num = np.where(near, xs, 0.0).sum(axis=0)
     den = np.where(near, ms, 0.0).sum(axis=0)
@@ -115,8 +136,7 @@ def traffic_factor(
     np.maximum.accumulate(idx, out=idx)
     first = int(np.argmax(known))
     factor = factor[np.where(idx >= 0, idx, first)]
-    h = history_end if 0 < history_end <= t else t
-    scale = float(np.median(factor[:h]))
+    scale = float(np.median(factor[:h_end]))
     out: FloatArray = factor / scale if scale > 0 else factor
     return out
 
