@@ -7,16 +7,19 @@ candidates with a strength in [0, 1]:
    without a measured symptom is context in the open questions, never a root cause);
 2. ``compare_windows``: self time up (the operation where the time is *spent*, not its
    callers, which only wait), own errors up (where failures *start*), and the share of
-   root spans up (trace context lost); a caller whose self time rises while a callee it
-   calls starts failing is explained away (retries and back-off are spent in the caller,
-   caused below it: a retry storm is the failing callee's);
+   root spans up (trace context lost);
 3. ``dependencies``: call edges that appeared or disappeared (blamed on the caller);
 4. ``log_templates_diff``: templates new in the incident window;
 5. ``attribute_contract``: attribute keys that vanished or changed type;
 6. ``findings``: the detectors' performance findings of the window (they judged a longer
-   history: a slow drift is small within one incident window), on operations no check named;
+   history: a slow drift is small within one incident window); on an operation a check named
+   they add their strength to the check's mechanism;
 7. ``saturation``: queue depth up with the rate (capacity, not code); when most spans of
    the window have no baseline (tracing started in it), the gauges that have history.
+
+A symptom on a caller (slower, failing, retrying) that a symptom on an operation below it
+explains is weakened, whichever check or detector saw each (retries and back-off are spent in
+the caller, caused below it: a retry storm is the failing callee's).
 
 Nothing is claimed about an operation, a caller or a service without a baseline
 (``BASELINE_MIN``): there is nothing to change from, and the report says what it cannot
@@ -62,6 +65,10 @@ class _Cand:
     mechanism: str
     strength: float
     claims: list[Claim] = field(default_factory=list)
+    travels: bool = False
+    """A symptom that travels up the call graph (waiting, errors passed up, retries): see ``_explain_away``."""
+    failing: bool = False
+    """Errors that start here (a failing callee explains its callers' symptoms whatever their size)."""
 
 
 def _claim(result: ToolResult, index: int, key: str, text: str) -> Claim:
@@ -81,7 +88,7 @@ def _latency_and_errors(res: ToolResult) -> list[_Cand]:
         rel, z, ms = r["self_change_rel"] or 0.0, r["self_z"], r["self_change_ms"]
         if z >= SELF_Z_MIN and rel >= SELF_REL_MIN and ms >= SELF_MS_MIN:
             mech = "capacity saturation (queueing under a traffic surge)" if surge else "latency regression (self time)"
-            c = _Cand(r["service"], r["operation"], mech, math.tanh(rel) * min(1.0, z / 10))
+            c = _Cand(r["service"], r["operation"], mech, math.tanh(rel) * min(1.0, z / 10), travels=True)
             c.claims.append(_claim(res, i, "self_ms_after", f"{name}: self time {r['self_ms_before']} -> "
                                    f"{r['self_ms_after']} ms (z {z})"))  # fmt: skip
             out.append(c)
@@ -89,7 +96,8 @@ def _latency_and_errors(res: ToolResult) -> list[_Cand]:
         if r["own_error_z"] >= ERR_Z_MIN and d_err >= ERR_DELTA_MIN:
             retry = (r["rate_change_rel"] or 0) > 0.15 and not surge
             mech = "retry storm (errors with amplified call rate)" if retry else "error burst (errors start here)"
-            c = _Cand(r["service"], r["operation"], mech, math.tanh(d_err / 0.02) * min(1.0, r["own_error_z"] / 8))
+            strength = math.tanh(d_err / 0.02) * min(1.0, r["own_error_z"] / 8)
+            c = _Cand(r["service"], r["operation"], mech, strength, travels=True, failing=True)
             c.claims.append(_claim(res, i, "own_error_ratio_after", f"{name}: own error ratio "
                                    f"{r['own_error_ratio_before']} -> {r['own_error_ratio_after']}"))  # fmt: skip
             out.append(c)
@@ -107,13 +115,11 @@ EXPLAINED = 0.5
 directly or further down, explains (``_explain_away``): the order of the evidence, not its size, says where
 the root is. Past a few sigmas every strength saturates, and a tie would fall to the names."""
 HOLD_SHARE = 0.1
-"""A callee explains its caller's symptom when the time it added per call is at least this share of the
-caller's whole baseline duration: the caller's worker is then held that much longer, which near saturation
-costs that share of its capacity, and its queue grows. A callee a few ms slower under a caller that takes
-seconds explains nothing (on the development worlds the two regimes are two to four orders apart)."""
-SYMPTOMS = ("latency regression", "capacity saturation", "error burst", "retry storm")
-"""Mechanisms of the compared windows that travel up the call graph."""
-FAILING = ("error burst", "retry storm")
+"""Symptoms below a caller explain its symptom when the time its callees on the paths to them added per caller
+span (each one's added time per call, times its calls per span) is at least this share of the caller's whole
+baseline duration: the caller's worker is then held that much longer, which near saturation costs that share
+of its capacity, and its queue grows. A callee a few ms slower under a caller that takes seconds explains
+nothing (on the development worlds the two regimes are two to four orders apart)."""
 
 
 def _explain_away(cands: list[_Cand], deps: ToolResult, compared: ToolResult) -> list[_Cand]:
@@ -122,10 +128,12 @@ def _explain_away(cands: list[_Cand], deps: ToolResult, compared: ToolResult) ->
     Waiting, time-outs, retries and their back-off, and queueing travel up the call graph: a callee that
     starts failing explains its callers' symptoms (retries, back-off, errors passed up), and so does a callee
     that holds the caller's worker materially longer (``HOLD_SHARE``: a saturated callee fills its callers'
-    queues too). Of two symptoms on one call path the deeper is then the likelier root.
+    queues too). Of two symptoms on one call path the deeper is then the likelier root, whichever check or
+    detector saw each (a slow drift's callers cross a detector's threshold first: they add its growth to
+    their own work's noise, which is the smaller share of theirs).
     """
-    symptomatic = {(c.service, c.operation) for c in cands if c.mechanism.startswith(SYMPTOMS)}
-    failing = {(c.service, c.operation) for c in cands if c.mechanism.startswith(FAILING)}
+    symptomatic = {(c.service, c.operation) for c in cands if c.travels}
+    failing = {(c.service, c.operation) for c in cands if c.failing}
     if len(symptomatic) < 2:
         return cands
     rows = {(r["service"], r["operation"]): r for r in compared.data.get("rows", [])}
@@ -135,17 +143,28 @@ def _explain_away(cands: list[_Cand], deps: ToolResult, compared: ToolResult) ->
         return float((r.get("mean_ms_after") or 0.0) - (r.get("mean_ms_before") or 0.0))
 
     callees: dict[tuple[str, str | None], set[tuple[str, str | None]]] = {}
+    calls: dict[tuple[tuple[str, str | None], tuple[str, str | None]], float] = {}
     for r in deps.data.get("rows", []):
-        callees.setdefault((r["caller_service"], r["caller_operation"]), set()).add(
-            (r["callee_service"], r["callee_operation"])
+        caller, callee = (r["caller_service"], r["caller_operation"]), (r["callee_service"], r["callee_operation"])
+        callees.setdefault(caller, set()).add(callee)
+        calls[caller, callee] = float(r["calls_per_caller_after"] or 0.0)
+
+    def waited_ms(caller: tuple[str, str | None]) -> float:
+        """Time added to each ``caller`` span (ms) by its direct callees on a path to a symptom: each one's added
+        time per call, times its calls per caller span."""
+        return sum(
+            max(0.0, added_ms(d)) * max(1.0, calls[caller, d])
+            for d in callees.get(caller, ())
+            if d != caller and (d in symptomatic or _below(d, callees) & symptomatic)
         )
+
     for c in cands:
         key = (c.service, c.operation)
-        if not c.mechanism.startswith(SYMPTOMS):
+        if not c.travels:
             continue
         held = HOLD_SHARE * float(rows.get(key, {}).get("mean_ms_before") or 0.0)
         below = (_below(key, callees) - {key}) & symptomatic
-        if any(k in failing or added_ms(k) >= held for k in below):
+        if below and (below & failing or waited_ms(key) >= held):
             c.strength *= EXPLAINED
             c.mechanism += "; explained by an operation it calls"
     return cands
@@ -213,15 +232,19 @@ def _contracts(res: ToolResult) -> list[_Cand]:
 
 
 FINDING_STRENGTH = {"critical": 0.45, "warning": 0.35, "info": 0.25}
-"""Strength of a detector finding on an operation no other check implicates: the detectors judged a longer
-history than the playbook's baseline (a slow drift is small within one incident window)."""
+"""Strength of a detector finding on an operation (a check naming it keeps its mechanism): the detectors judged
+a longer history than the playbook's baseline (a slow drift is small within one incident window)."""
 
 
 def _findings(res: ToolResult, cands: list[_Cand]) -> list[_Cand]:
     """Candidates from the performance findings of the window: request signals on an operation, and a service's
     own duration histograms (a batch job's runs: no span check sees them)."""
     out: list[_Cand] = []
-    named = {(c.service, c.operation) for c in cands}
+    named: dict[tuple[str, str | None], _Cand] = {}
+    for c in cands:
+        key = (c.service, c.operation)
+        if key not in named or c.strength > named[key].strength:
+            named[key] = c
     rows = res.data.get("rows", [])
 
     def on_request(r: dict[str, Any]) -> bool:
@@ -239,10 +262,13 @@ def _findings(res: ToolResult, cands: list[_Cand]) -> list[_Cand]:
         strength = FINDING_STRENGTH.get(r["severity"], 0.25)
         subject = r["operation"] if request else r["metric"]
         text = f"{r['service']} {subject}: {r['detector']} found {r['effect_text']} since {r['changed']}"
-        if (r["service"], r["operation"]) in named:
-            strength = 0.0  # corroboration only: the claim joins the check's candidate
         what = kind if request else f"{kind} of {r['metric']}"
-        c = _Cand(r["service"], r["operation"], f"change found by detection ({r['detector']}: {what})", strength)
+        travels, failing = request and kind != "rate", request and kind == "error_ratio"
+        mechanism = f"change found by detection ({r['detector']}: {what})"
+        check = named.get((r["service"], r["operation"]))
+        if check is not None:  # two lines of evidence on one operation: the check names the mechanism
+            mechanism, travels, failing = check.mechanism, travels or check.travels, failing or check.failing
+        c = _Cand(r["service"], r["operation"], mechanism, strength, travels=travels, failing=failing)
         c.claims.append(_claim(res, i, "q_value", text))
         out.append(c)
     return out
@@ -307,11 +333,12 @@ class PlaybookPolicy:
         }
         compared = env.call("compare_windows")
         deps = env.call("dependencies")
-        cands = _explain_away(_latency_and_errors(compared), deps, compared)
+        cands = _latency_and_errors(compared)
         cands += _edges(deps)
         cands += _templates(env.call("log_templates_diff"))
         cands += _contracts(env.call("attribute_contract"))
         cands += _findings(env.call("findings"), cands)
+        cands = _explain_away(cands, deps, compared)
         saturation = env.call("saturation")
         blind = unjudged(compared)
         judged = sum(1 for r in compared.data.get("rows", []) if r["n_before"] >= BASELINE_MIN)
