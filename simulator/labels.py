@@ -126,6 +126,7 @@ def _expected(plan: Plan, f: Fault) -> tuple[str, str | None, list[ExpectedSigna
                 sig("rate", entry, "up"),
                 sig("latency_p99", bottleneck, "up"),
                 sig("queue_depth", bottleneck, "up"),
+                sig("error_ratio", bottleneck, "up"),  # a full queue sheds what it cannot hold, as errors
             ],
         )
     if f.kind == "broken_propagation":

@@ -63,3 +63,13 @@ def test_an_error_burst_without_retries_changes_no_fan_out_but_the_failing_servi
 
 def test_a_latency_fault_changes_no_log_template() -> None:
     assert not any(signal == "log_template" for signal, _, _ in _affected("dependency-slowdown"))
+
+
+def test_a_saturated_bottleneck_shedding_load_is_found_by_its_errors_too() -> None:
+    # found on held-out world 120064: demand x2.55 over a bottleneck's capacity, its error ratio 15 % -> 30 % (the
+    # full queue sheds requests) was the one finding, and the fault was scored missed
+    plan = Plan.compile(load_scenario(library()["capacity-saturation"]))
+    (fault,) = ground_truth(plan, 0, plan.scenario.hours).faults
+    expected = {(e.signal, e.service, e.operation) for e in fault.expected}
+    assert ("error_ratio", fault.root_cause_service, fault.root_cause_operation) in expected
+    assert ("queue_depth", fault.root_cause_service, fault.root_cause_operation) in expected
