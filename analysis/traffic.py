@@ -13,9 +13,9 @@ Per point ``t`` (all series share the time axis):
 1. each series' ratio to its own history median, ``r_i(t) = x_i(t) / m_i`` (series with a
    positive history median only; ``x_i(t)`` the mean over ``w`` points centred on t, so that a
    minute of thin traffic is not read as demand: ``w`` is ``smooth`` points, or as many more
-   as all the series need to carry ``POOLED_REQUESTS`` requests in the history's quiet hours,
-   up to an hour: at 5 requests a minute over all the series, a factor read from 5 minutes
-   is off by 20 % at one sigma, and every rate divided by it moves with it);
+   as all the series need to carry ``POOLED_REQUESTS`` requests around that point, up to an
+   hour: at 5 requests a minute over all the series, a factor read from 5 minutes is off by
+   20 % at one sigma, and every rate divided by it moves with it);
 2. the median ratio over series, ``med(t)``, needing ``min_series`` ratios;
 3. the factor is the pooled ratio of the series within a factor ``band`` of the median or
    within Poisson noise of it (``resolution_s`` turns rates into requests; a quiet series'
@@ -67,15 +67,24 @@ def _centred_mean(x: FloatArray, width: int) -> FloatArray:
     return out
 
 
-def pooling_width(values: FloatArray, history_end: int, least: int, resolution_s: float) -> int:
-    """Points pooled around each point: the narrowest of ``WIDTHS`` (at least ``least``) over which all the series
-    together carry ``POOLED_REQUESTS`` requests at the history's quiet hours (its 10th percentile)."""
-    total = np.nansum(np.maximum(np.asarray(values[:, :history_end], dtype=np.float64), 0.0), axis=0) * resolution_s
-    quiet = float(np.percentile(total, 10)) if total.size else 0.0
-    for width in (w for w in WIDTHS if w >= least):
-        if quiet * width >= POOLED_REQUESTS:
-            return width
-    return max(least, WIDTHS[-1])
+def pooled(values: FloatArray, least: int, resolution_s: float) -> tuple[FloatArray, NDArray[np.int64]]:
+    """(each row's mean over the points pooled around each point, the number of points pooled there).
+
+    At each point the narrowest of ``WIDTHS`` (at least ``least``) over which all the rows together carry
+    ``POOLED_REQUESTS`` requests (``resolution_s`` turns rates into requests), the widest where none does: a
+    quiet night is pooled over up to an hour, a busy hour or a surge's edge keeps a few minutes.
+    """
+    widths = [w for w in WIDTHS if w >= least] or [least]
+    x = np.maximum(values, 0.0)
+    out = np.full(x.shape, np.nan)
+    chosen = np.zeros(x.shape[1], dtype=np.int64)
+    for w in reversed(widths):  # narrower widths overwrite wider ones wherever they suffice
+        xs = _centred_mean(x, w)
+        enough = np.nansum(xs, axis=0) * resolution_s * w >= POOLED_REQUESTS
+        take = enough | (chosen == 0)
+        out[:, take] = xs[:, take]
+        chosen[take] = w
+    return out, chosen
 
 
 def traffic_factor(
@@ -102,8 +111,7 @@ def traffic_factor(
     if n < min_series or t == 0:
         return None
     h_end = history_end if 0 < history_end <= t else t
-    width = pooling_width(x, h_end, smooth, resolution_s)
-    xs = _centred_mean(x, width)
+    xs, width = pooled(x, smooth, resolution_s)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         m = np.nanmedian(xs[:, :h_end], axis=1)
@@ -120,9 +128,9 @@ def traffic_factor(
     known = (count >= min_series) & np.isfinite(med) & (med > 0)
     # Near the median: within ``band``, or within Poisson noise of it (3 sigma + 1 request over the pooled
     # points): a quiet series' empty minutes are demand too, and leaving them out would bias the factor up.
-    expected = ms * med[np.newaxis, :] * resolution_s * width
+    expected = ms * med[np.newaxis, :] * resolution_s * width[np.newaxis, :]
     with np.errstate(divide="ignore", invalid="ignore"):
-        close = np.abs(xs * resolution_s * width - expected) <= 3.0 * np.sqrt(expected) + 1.0
+        close = np.abs(xs * resolution_s * width[np.newaxis, :] - expected) <= 3.0 * np.sqrt(expected) + 1.0
         near = finite & (close | ((ratio > 0) & (np.abs(np.log(ratio) - np.log(med)) <= np.log(band))))
     num = np.where(near, xs, 0.0).sum(axis=0)
     den = np.where(near, ms, 0.0).sum(axis=0)

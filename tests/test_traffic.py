@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 from analysis.traffic import (
     SMOOTH,
     UNSEEN_ELASTICITY,
+    WIDTHS,
     at_constant_traffic,
     at_seen_traffic,
     beyond_history,
     elasticity,
     gauges_at_seen_demand,
-    pooling_width,
+    pooled,
     traffic_factor,
 )
 
@@ -147,13 +148,21 @@ def test_thin_traffic_is_pooled_until_the_factor_is_steady(seed: int) -> None:
     rng = np.random.default_rng(seed)
     levels = rng.dirichlet(np.ones(8)) * 6.0 / 60.0  # 6 requests a minute over all eight series
     values = rng.poisson(np.outer(levels, np.ones(1200)) * 60) / 60.0
-    assert pooling_width(values, 600, SMOOTH, 60.0) >= 15
+    assert pooled(values, SMOOTH, 60.0)[1].min() >= 15
     f = traffic_factor(values, history_end=600, min_series=1)
     assert f is not None
     assert f.min() > 0.55 and f.max() < 1.8
     assert np.percentile(np.abs(f - 1.0), 90) < 0.3
 
 
-def test_busy_traffic_keeps_the_narrowest_pooling() -> None:
+def test_busy_traffic_keeps_the_narrowest_pooling_and_a_surge_in_thin_traffic_its_edges() -> None:
     values = np.full((4, 300), 10.0)  # 2,400 requests a minute
-    assert pooling_width(values, 200, SMOOTH, 60.0) == SMOOTH
+    assert set(pooled(values, SMOOTH, 60.0)[1]) == {SMOOTH}
+    thin = np.full((4, 600), 0.01)  # 2.4 requests a minute: pooled over the widest width
+    thin[:, 300:400] = 1.0  # a surge to 240 a minute: read at full height from its third minute
+    widths = pooled(thin, SMOOTH, 60.0)[1]
+    assert widths[100] == WIDTHS[-1] and widths[350] == SMOOTH
+    f = traffic_factor(thin, history_end=250)
+    assert f is not None
+    np.testing.assert_allclose(f[303:398], 100.0, rtol=0.01)
+    assert np.all(f[: 300 - WIDTHS[-1] // 2] == pytest.approx(1.0))  # it leaks no further than half a width
