@@ -16,7 +16,8 @@ Per point ``t`` (all series share the time axis):
    as all the series need to carry ``POOLED_REQUESTS`` requests around that point, up to an
    hour: at 5 requests a minute over all the series, a factor read from 5 minutes is off by
    20 % at one sigma, and every rate divided by it moves with it);
-2. the median ratio over series, ``med(t)``, needing ``min_series`` ratios;
+2. the median ratio over series weighted by their history medians, ``med(t)``, needing
+   ``min_series`` ratios (a sparse series' empty minutes pull an unweighted median to 0);
 3. the factor is the pooled ratio of the series within a factor ``band`` of the median or
    within Poisson noise of it (``resolution_s`` turns rates into requests; a quiet series'
    empty minutes are demand too), ``sum x_i(t) / sum m_i``: busy series weigh more (less
@@ -67,6 +68,17 @@ def _centred_mean(x: FloatArray, width: int) -> FloatArray:
     return out
 
 
+def _weighted_median(values: FloatArray, weights: FloatArray) -> FloatArray:
+    """Per column, the weighted median of the finite values (NaN where none is finite)."""
+    ok = np.isfinite(values)
+    order = np.argsort(np.where(ok, values, np.inf), axis=0)
+    v = np.take_along_axis(values, order, axis=0)
+    cum = np.cumsum(np.take_along_axis(np.where(ok, weights, 0.0), order, axis=0), axis=0)
+    first = np.argmax(cum >= cum[-1] / 2.0, axis=0)
+    out: FloatArray = np.where(cum[-1] > 0, v[first, np.arange(values.shape[1])], np.nan)
+    return out
+
+
 def pooled(values: FloatArray, least: int, resolution_s: float) -> tuple[FloatArray, NDArray[np.int64]]:
     """(each row's mean over the points pooled around each point, the number of points pooled there).
 
@@ -114,7 +126,8 @@ def traffic_factor(
     xs, width = pooled(x, smooth, resolution_s)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        m = np.nanmedian(xs[:, :h_end], axis=1)
+        # the history pooled on its own: pooling across its end would lend it the window's traffic
+        m = np.nanmedian(pooled(x[:, :h_end], smooth, resolution_s)[0], axis=1)
     usable = np.isfinite(m) & (m > 0)
     if usable.sum() < min_series:
         return None
@@ -122,9 +135,7 @@ def traffic_factor(
     ratio = xs / ms
     finite = np.isfinite(ratio)
     count = finite.sum(axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(ratio, axis=0)
+    med = _weighted_median(ratio, np.broadcast_to(ms, ratio.shape))
     known = (count >= min_series) & np.isfinite(med) & (med > 0)
     # Near the median: within ``band``, or within Poisson noise of it (3 sigma + 1 request over the pooled
     # points): a quiet series' empty minutes are demand too, and leaving them out would bias the factor up.

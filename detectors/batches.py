@@ -106,24 +106,47 @@ def entry_points(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime)
     return raw_reads.entry_points(con, ns_from_datetime(start), ns_from_datetime(end), ENTRY_ROOT_SHARE)
 
 
+SERVED_DURATIONS = frozenset(
+    {"http.server.request.duration", "http.server.duration", "rpc.server.duration", "rpc.server.call.duration"}
+)
+"""Histograms of served requests' durations (OpenTelemetry semantic conventions): their counts are request rates."""
+
+
 def demand(con: duckdb.DuckDBPyConnection, window: Window, history_s: int) -> np.ndarray | None:
     """Per point of history + window, the traffic factor of the request rates (``analysis.traffic``).
 
     Read from the entry points' rates when the history shows any: demand arrives there, and a removed
     call edge that empties a third of the operations below it is not the whole system getting quieter
     (pooled over every operation, it made all the others read busier "at constant traffic"). Without
-    traces to tell entry points apart, every operation's rate.
+    traces to tell entry points apart, every operation's rate. Without spans in the history (tracing
+    switched on in the window), the request counts of the services' served-duration histograms: a gauge
+    that follows demand is then still read at the demand the history saw, not against a history that
+    never saw the evening's peak.
     """
     raw = _read(con, "rate", window, history_s)
-    if raw is None:
-        return None
-    entries = entry_points(con, raw.full.start, window.start)
-    rows = [i for i, k in enumerate(raw.keys) if (k.service, k.operation) in entries]
-    if rows:
-        factor = traffic_factor(raw.values[rows], raw.window_start, min_series=1, resolution_s=window.resolution_s)
+    if raw is not None:
+        entries = entry_points(con, raw.full.start, window.start)
+        rows = [i for i, k in enumerate(raw.keys) if (k.service, k.operation) in entries]
+        res = window.resolution_s
+        factor = traffic_factor(raw.values[rows], raw.window_start, min_series=1, resolution_s=res) if rows else None
+        if factor is None:
+            factor = traffic_factor(raw.values, raw.window_start, resolution_s=res)
         if factor is not None:
             return factor
-    return traffic_factor(raw.values, raw.window_start, resolution_s=window.resolution_s)
+    return _served_demand(con, window, history_s)
+
+
+def _served_demand(con: duckdb.DuckDBPyConnection, window: Window, history_s: int) -> np.ndarray | None:
+    """The traffic factor of the request counts of served-duration histograms (None without any such series).
+
+    One series is enough: without span history nothing else says what demand did, and a gauge read at a
+    demand a fault moved says less, not more (the fault's latencies and errors are not divided by it)."""
+    raw = _read(con, "histogram_p50", window, history_s)
+    rows = [] if raw is None else [i for i, k in enumerate(raw.keys) if k.metric in SERVED_DURATIONS]
+    if raw is None or not rows:
+        return None
+    rates = raw.samples[rows] / window.resolution_s
+    return traffic_factor(rates, raw.window_start, min_series=1, resolution_s=window.resolution_s)
 
 
 def build_batch(

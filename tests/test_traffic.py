@@ -166,3 +166,9 @@ def test_busy_traffic_keeps_the_narrowest_pooling_and_a_surge_in_thin_traffic_it
     assert f is not None
     np.testing.assert_allclose(f[303:398], 100.0, rtol=0.01)
     assert np.all(f[: 300 - WIDTHS[-1] // 2] == pytest.approx(1.0))  # it leaks no further than half a width
+
+
+def test_a_series_without_history_lends_it_nothing_from_the_window() -> None:
+    values = np.full((4, 300), np.nan)
+    values[:, 250:] = 2.0  # traffic only from the window on: nothing to compare it with
+    assert traffic_factor(values, history_end=250, min_series=1) is None
